@@ -1,8 +1,8 @@
-"""A real CLIP BPE tokenizer built offline from the vocabulary that ships inside open-clip-torch.
+"""A real CLIP BPE tokenizer built offline from the merges file bundled in ``sketchstory/data``.
 
-SD1.5 uses OpenAI's CLIP BPE (49,408 tokens). The hub copy cannot be downloaded here, but the same
-merges file is bundled in the ``open_clip`` wheel; HF's ``CLIPTokenizer`` needs it as
-``vocab.json`` + ``merges.txt``, which this module writes once.
+SD1.5 uses OpenAI's CLIP BPE (49,408 tokens). The hub copy may be unreachable, so the package
+ships OpenAI's ``bpe_simple_vocab_16e6.txt.gz`` (as distributed with open_clip, MIT licence);
+HF's ``CLIPTokenizer`` needs it as ``vocab.json`` + ``merges.txt``, which this module writes once.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 def write_clip_vocab(folder: Path) -> Path:
     """Write ``vocab.json`` and ``merges.txt`` for CLIP's BPE into ``folder`` and return it."""
-    bpe = resources.files("open_clip").joinpath("bpe_simple_vocab_16e6.txt.gz")
+    bpe = resources.files("sketchstory.data").joinpath("bpe_simple_vocab_16e6.txt.gz")
     lines = gzip.decompress(bpe.read_bytes()).decode("utf-8").split("\n")[1 : _N_MERGES + 1]
     merges = [tuple(line.split()) for line in lines]
     vocab = list(_bytes_to_unicode().values())
