@@ -60,9 +60,4 @@ def clip_tokenizer(max_length: int = 77) -> CLIPTokenizer:
     folder = _cache_dir()
     if not (folder / "merges.txt").exists():
         write_clip_vocab(folder)
-    return CLIPTokenizer(
-        vocab_file=str(folder / "vocab.json"),
-        merges_file=str(folder / "merges.txt"),
-        model_max_length=max_length,
-        pad_token="<|endoftext|>",
-    )
+    return CLIPTokenizer.from_pretrained(str(folder), model_max_length=max_length, pad_token="<|endoftext|>")

@@ -1,0 +1,186 @@
+"""The MAGA attention processor and the per-run controller that owns its memory.
+
+For panel n at a MAGA layer l >= start_layer and step t >= start_step (DESIGN.md's reading of
+thesis eq. 4.1-4.3):
+
+    out = softmax(Q_n [K_n; K_m...]^T / sqrt(d) + B) [V_n; V_m...]     m in policy.sources(n)
+    B   = 0 on own tokens; on panel m's tokens  b_m = lambda * log softmax_m(cos(c_n, c_m) / tau)
+          plus the forgetting term of the policy
+
+Keys/values of m come from the same layer, step and CFG branch. The batch the UNet sees is
+``[uncond panels..., cond panels...]`` (or just the panels without CFG); each panel attends to
+its own key set with one SDPA call, whether its sources sit earlier in the same batch (batched
+mode) or in the memory bank (sequential mode): the same arithmetic on the same shapes, which is
+why the two modes agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+from sketchstory.attention.layers import first_maga_layer, self_attention_layers
+from sketchstory.attention.memory import MemoryBank
+from sketchstory.attention.policy import MemoryPolicy
+from sketchstory.attention.tokens import select_tokens
+
+
+@dataclass(frozen=True)
+class MAGAConfig:
+    policy: MemoryPolicy
+    start_layer: int = 8  # in SD1.5's 16 self-attention layers, see layers.py
+    start_step: int = 24  # denoising iteration index, already scaled to the run's steps
+    strength: float = 0.0  # lambda of the condition bias; 0 = plain shared attention
+    tau: float = 0.1
+    token_budget: int | None = None
+    subject_mask: bool = False
+
+
+@dataclass
+class MAGAState:
+    """What the denoising loop tells the processors before each UNet call."""
+
+    step: int = 0
+    panels: tuple[int, ...] = ()  # story indices of the panels in the batch, in batch order
+    branches: int = 1  # 2 with classifier-free guidance
+    latent_hw: tuple[int, int] = (0, 0)
+    write: frozenset[int] = frozenset()  # panels whose K/V later panels (or a save) need
+
+
+@dataclass
+class MAGARun:
+    """One run's MAGA: config, memory bank, panel conditions and masks, and the loop's state."""
+
+    config: MAGAConfig
+    memory: MemoryBank = field(default_factory=MemoryBank)
+    conditions: dict[int, torch.Tensor] = field(default_factory=dict)  # pooled condition c_n
+    subject_masks: dict[int, torch.Tensor] = field(default_factory=dict)  # (H, W) bool, latent res
+    state: MAGAState = field(default_factory=MAGAState)
+    first_layer: int = 0
+    calls: int = 0  # MAGA (not plain) attention calls, so tests can check that MAGA fired
+
+    def is_active(self, layer: int) -> bool:
+        return layer >= self.first_layer and self.state.step >= self.config.start_step
+
+    def bias(self, n: int, sources: tuple[int, ...]) -> list[float]:
+        """Per-source logit bias: condition similarity (eq. 4.1-4.2) plus forgetting."""
+        policy = self.config.policy
+        bias = [policy.log_weight(n, m) for m in sources]
+        if self.config.strength and len(sources) > 1:
+            c_n = self.conditions[n]
+            cos = torch.stack([F.cosine_similarity(c_n, self.conditions[m], dim=-1) for m in sources])
+            logp = torch.log_softmax(cos.float() / self.config.tau, dim=0)
+            bias = [b + self.config.strength * float(lp) for b, lp in zip(bias, logp, strict=True)]
+        return bias
+
+    def _shared(self, panel: int, layer: int, t: torch.Tensor, num_tokens: int) -> torch.Tensor:
+        idx = select_tokens(
+            panel, layer, self.state.step, num_tokens, self.state.latent_hw, self.config.token_budget,
+            self.subject_masks.get(panel) if self.config.subject_mask else None,
+        )
+        return t if idx is None else t.index_select(2, idx.to(t.device))
+
+    def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Self-attention for a (branches*panels, heads, tokens, dim) batch."""
+        if not self.is_active(layer):
+            return F.scaled_dot_product_attention(q, k, v)
+        st = self.state
+        g, p = st.branches, len(st.panels)
+        q, k, v = (x.unflatten(0, (g, p)) for x in (q, k, v))
+        n_tok = k.shape[3]
+        slot = {n: i for i, n in enumerate(st.panels)}
+        shared: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+        def kv_of(m: int) -> tuple[torch.Tensor, torch.Tensor]:
+            if m not in shared:
+                if m in slot:
+                    i = slot[m]
+                    shared[m] = (self._shared(m, layer, k[:, i], n_tok), self._shared(m, layer, v[:, i], n_tok))
+                else:
+                    shared[m] = self.memory.get(m, layer, st.step)
+            return shared[m]
+
+        outs = []
+        for i, n in enumerate(st.panels):
+            sources = self.config.policy.sources(n)
+            if not sources:
+                outs.append(F.scaled_dot_product_attention(q[:, i], k[:, i], v[:, i]))
+                continue
+            mem = [kv_of(m) for m in sources]
+            keys = torch.cat([k[:, i], *(mk.to(k.dtype) for mk, _ in mem)], dim=2)
+            values = torch.cat([v[:, i], *(mv.to(v.dtype) for _, mv in mem)], dim=2)
+            bias = self.bias(n, sources)
+            mask = None
+            if any(bias):
+                parts = [torch.zeros(n_tok)] + [torch.full((mk.shape[2],), b) for (mk, _), b in zip(mem, bias, strict=True)]
+                mask = torch.cat(parts).to(device=q.device, dtype=q.dtype)[None, None, None, :]
+            outs.append(F.scaled_dot_product_attention(q[:, i], keys, values, attn_mask=mask))
+        for n in st.write:
+            km, vm = kv_of(n)
+            self.memory.put(n, layer, st.step, km, vm)
+        self.calls += 1
+        return torch.stack(outs, dim=1).flatten(0, 1)
+
+
+class MAGAProcessor:
+    """diffusers attention processor for a UNet ``attn1``; plain unless its run says otherwise."""
+
+    def __init__(self, run: MAGARun, layer: int) -> None:
+        self.run = run
+        self.layer = layer
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        **kwargs: object,
+    ) -> torch.Tensor:
+        if encoder_hidden_states is not None or attention_mask is not None:
+            # Not self-attention as SD uses it; MAGA has nothing to share here.
+            return AttnProcessor2_0()(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            b, c, h, w = hidden_states.shape
+            hidden_states = hidden_states.view(b, c, h * w).transpose(1, 2)
+        batch = hidden_states.shape[0]
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+        head_dim = k.shape[-1] // attn.heads
+        q, k, v = (x.view(batch, -1, attn.heads, head_dim).transpose(1, 2) for x in (q, k, v))
+        if attn.norm_q is not None:
+            q = attn.norm_q(q)
+        if attn.norm_k is not None:
+            k = attn.norm_k(k)
+        out = self.run.attend(self.layer, q, k, v)
+        out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(q.dtype)
+        out = attn.to_out[1](attn.to_out[0](out))
+        if input_ndim == 4:
+            out = out.transpose(-1, -2).reshape(b, c, h, w)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+
+def install(unet: torch.nn.Module, run: MAGARun) -> dict[str, object]:
+    """Put MAGA processors on the UNet's self-attention layers; return the previous processors.
+
+    Cross-attention keeps SDPA; the ControlNet is a separate module and is left alone.
+    """
+    previous = dict(unet.attn_processors)
+    layers = self_attention_layers(list(previous))
+    run.first_layer = first_maga_layer(run.config.start_layer, len(layers))
+    index = {name: i for i, name in enumerate(layers)}
+    unet.set_attn_processor(
+        {name: MAGAProcessor(run, index[name]) if name in index else AttnProcessor2_0() for name in previous}
+    )
+    return previous

@@ -1,0 +1,74 @@
+"""The MAGA memory bank: keys and values of earlier panels, per layer, step and CFG branch.
+
+Owned by one run (no globals). Entries are stored as (branches, heads, tokens, head_dim) tensors
+already reduced to the shared tokens, so a panel's footprint is fixed by the token budget. Panels
+that no later panel can read under the memory policy are evicted as soon as that is known.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from sketchstory.atomic import atomic_write
+
+Key = tuple[int, int, int]  # (panel, layer, step)
+
+
+class MemoryBank:
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        # Where entries live; None keeps them where they were computed. "cpu" offloads GPU runs.
+        self.device = torch.device(device) if device is not None else None
+        self._kv: dict[Key, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.peak_bytes = 0
+
+    def put(self, panel: int, layer: int, step: int, key: torch.Tensor, value: torch.Tensor) -> None:
+        if self.device is not None:
+            key, value = key.to(self.device), value.to(self.device)
+        self._kv[(panel, layer, step)] = (key.detach(), value.detach())
+        self.peak_bytes = max(self.peak_bytes, self.nbytes())
+
+    def get(self, panel: int, layer: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            return self._kv[(panel, layer, step)]
+        except KeyError:
+            raise KeyError(
+                f"MAGA memory has no entry for panel {panel} (layer {layer}, step {step}): "
+                "generate the panels it reads first, or regenerate with the same settings"
+            ) from None
+
+    def panels(self) -> set[int]:
+        return {p for p, _, _ in self._kv}
+
+    def nbytes(self, panel: int | None = None) -> int:
+        return sum(
+            k.numel() * k.element_size() + v.numel() * v.element_size()
+            for (p, _, _), (k, v) in self._kv.items()
+            if panel is None or p == panel
+        )
+
+    def drop(self, panels: set[int]) -> None:
+        self._kv = {key: kv for key, kv in self._kv.items() if key[0] not in panels}
+
+    def clear(self) -> None:
+        self._kv.clear()
+
+    # --- persistence, so incremental runs need not recompute earlier panels ----------------
+
+    def save_panel(self, panel: int, path: Path) -> Path:
+        tensors = {}
+        for (p, layer, step), (k, v) in self._kv.items():
+            if p == panel:
+                tensors[f"{layer}.{step}.k"] = k.contiguous().cpu()
+                tensors[f"{layer}.{step}.v"] = v.contiguous().cpu()
+        return atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata={"panel": str(panel)}))
+
+    def load_panel(self, panel: int, path: Path, device: torch.device | str, dtype: torch.dtype) -> None:
+        tensors = load_file(str(path), device=str(device))
+        for name, t in tensors.items():
+            layer, step, kind = name.split(".")
+            if kind == "k":
+                v = tensors[f"{layer}.{step}.v"]
+                self.put(panel, int(layer), int(step), t.to(dtype), v.to(dtype))

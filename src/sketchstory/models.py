@@ -1,0 +1,168 @@
+"""Model registry and loading: named specs, hub ids, local diffusers folders, single checkpoints.
+
+A spec names where the stage-2 base (SD1.5 family) and its Canny ControlNet come from. ``--model``
+accepts a registry name, a hub id, a local diffusers folder or a single ``.safetensors`` /
+``.ckpt`` file; ``--controlnet`` likewise. Offline (``HF_HUB_OFFLINE=1`` or no network) a
+model missing from the local cache raises ``ModelLoadError`` saying what to pass instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    ControlNetModel,
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    UNet2DConditionModel,
+    UniPCMultistepScheduler,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from transformers import CLIPTextModel, CLIPTokenizer
+
+DEMO_DIR = Path(__file__).parent / "demo" / "weights"
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    base: str  # registry-free source: hub id, local folder, or single-file checkpoint
+    controlnet: str | None
+    description: str
+    native_size: int = 512
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "lllyasviel/control_v11p_sd15_canny",
+                  "Stable Diffusion 1.5 with the v1.1 Canny ControlNet"),
+        # The thesis used SD1.5 fine-tuned on 2.6M Danbooru images; Anything V5 is the closest
+        # widely mirrored public fine-tune of that kind.
+        ModelSpec("anime", "stablediffusionapi/anything-v5", "lllyasviel/control_v11p_sd15_canny",
+                  "anime fine-tune of SD1.5 (closest public equivalent of the thesis's model)"),
+        ModelSpec("demo", str(DEMO_DIR), str(DEMO_DIR / "controlnet"),
+                  "sketchstory's bundled toy-world model, trained here; runs on CPU in seconds", 64),
+        ModelSpec("tiny", "tiny", "tiny", "random tiny models of the real classes, to smoke-test an install", 32),
+    )
+}
+
+SCHEDULERS: dict[str, type[SchedulerMixin]] = {
+    "ddim": DDIMScheduler,
+    "dpmpp-2m": DPMSolverMultistepScheduler,
+    "euler": EulerDiscreteScheduler,
+    "unipc": UniPCMultistepScheduler,
+}
+
+
+@dataclass
+class Components:
+    """What stage 2 needs, loaded and placed on one device."""
+
+    tokenizer: CLIPTokenizer
+    text_encoder: CLIPTextModel
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    controlnet: ControlNetModel | None
+    scheduler_config: dict
+    device: torch.device
+    dtype: torch.dtype
+    spec: ModelSpec
+
+    def scheduler(self, name: str) -> SchedulerMixin:
+        """A fresh scheduler (they are stateful) of the named kind, on the model's noise schedule."""
+        return SCHEDULERS[name].from_config(self.scheduler_config)
+
+    @property
+    def vae_scale(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+
+def default_device(requested: str | None = None) -> tuple[torch.device, torch.dtype]:
+    """CUDA with fp16 when present, else CPU with fp32 (fp16 on CPU is slow and lossy)."""
+    if requested:
+        device = torch.device(requested)
+    else:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return device, (torch.float16 if device.type == "cuda" else torch.float32)
+
+
+def resolve_spec(model: str, controlnet: str | None = None) -> ModelSpec:
+    """A registry name, or any source string made into an ad-hoc spec."""
+    spec = REGISTRY.get(model) or ModelSpec(model, model, REGISTRY["sd15"].controlnet, f"user model {model}")
+    return replace(spec, controlnet=controlnet) if controlnet is not None else spec
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _explain(source: str, what: str, err: Exception) -> ModelLoadError:
+    if Path(source).exists():
+        return ModelLoadError(f"could not load the {what} from {source}: {err}. Check that it is a diffusers "
+                              "folder (with model_index.json or the component subfolders) or a .safetensors checkpoint.")
+    if source.endswith((".safetensors", ".ckpt")) or source.startswith((".", "/", "~")) or source.count("/") != 1:
+        return ModelLoadError(f"{what} not found: {source} does not exist. Pass an existing folder or file.")
+    return ModelLoadError(
+        f"the {what} '{source}' is not in the local Hugging Face cache and cannot be downloaded here "
+        f"({'HF_HUB_OFFLINE is set' if _offline() else 'no network'}). On a machine with internet run "
+        f"`huggingface-cli download {source} --local-dir DIR`, copy DIR here, and pass it with "
+        f"{'--controlnet' if what == 'ControlNet' else '--model'} DIR (or use --model demo to try the bundled model)."
+    )
+
+
+def _load_base(source: str, dtype: torch.dtype) -> tuple:
+    path = Path(source)
+    kw = {"torch_dtype": dtype, "local_files_only": _offline()}
+    if path.is_file():
+        from diffusers import StableDiffusionPipeline
+
+        pipe = StableDiffusionPipeline.from_single_file(str(path), **kw)
+        return pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae, pipe.scheduler.config
+    tok = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", local_files_only=kw["local_files_only"])
+    te = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **kw)
+    unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", **kw)
+    vae = AutoencoderKL.from_pretrained(source, subfolder="vae", **kw)
+    sched = DDIMScheduler.load_config(source, subfolder="scheduler", local_files_only=kw["local_files_only"])
+    return tok, te, unet, vae, sched
+
+
+def _load_controlnet(source: str, dtype: torch.dtype) -> ControlNetModel:
+    if Path(source).is_file():
+        return ControlNetModel.from_single_file(source, torch_dtype=dtype, local_files_only=_offline())
+    return ControlNetModel.from_pretrained(source, torch_dtype=dtype, local_files_only=_offline())
+
+
+def load(spec: ModelSpec, device: str | None = None, *, with_controlnet: bool = True) -> Components:
+    """Load a spec's components onto the device, in eval mode; raise ``ModelLoadError`` on failure."""
+    dev, dtype = default_device(device)
+    if spec.base == "tiny":
+        from sketchstory.tiny import tiny_components
+
+        return tiny_components(dev, dtype, with_controlnet=with_controlnet)
+    if spec.name == "demo" and not (DEMO_DIR / "unet").is_dir():
+        raise ModelLoadError(f"the demo model's weights are missing from {DEMO_DIR}: reinstall sketchstory, "
+                             "or train them with `python -m sketchstory.demo.train`")
+    try:
+        tok, te, unet, vae, sched = _load_base(spec.base, dtype)
+    except (OSError, ValueError, EnvironmentError) as err:
+        raise _explain(spec.base, "base model", err) from None
+    controlnet = None
+    if with_controlnet and spec.controlnet:
+        try:
+            controlnet = _load_controlnet(spec.controlnet, dtype)
+        except (OSError, ValueError) as err:
+            raise _explain(spec.controlnet, "ControlNet", err) from None
+    for module in (te, unet, vae, controlnet):
+        if module is not None:
+            module.to(dev).eval().requires_grad_(False)
+    return Components(tok, te, unet, vae, controlnet, dict(sched), dev, dtype, spec)

@@ -1,0 +1,276 @@
+"""The story document: panels, characters and generation settings; load, validate, save. No torch.
+
+A story is a versioned JSON file. Sketch paths are relative to the file's folder and may not leave
+it (a story folder is self-contained and safe to share). Loading reports every problem at once,
+each with its location, e.g. ``panels[2].sketch: file not found: sketches/03.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sketchstory.atomic import atomic_write_text
+
+SCHEMA = "sketchstory/story"
+VERSION = 1
+LIBRARY_PREFIX = "library:"
+
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
+
+
+class StoryError(ValueError):
+    """A story file that cannot be used; ``problems`` lists each one with its location."""
+
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
+        self.problems = problems
+        head = f"{source}: " if source else ""
+        super().__init__(head + "invalid story:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Character(_Doc):
+    name: str = Field(min_length=1, max_length=64)
+    description: str = ""
+
+
+class Panel(_Doc):
+    prompt: str = Field(min_length=1)
+    sketch: str | None = None
+    caption: str | None = None
+    characters: tuple[str, ...] | None = None
+    seed: Seed | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("prompt is blank: describe what the panel shows")
+        return v
+
+
+def _parse_start_step(v: int | str) -> int | Fraction:
+    if isinstance(v, int):
+        if v < 0:
+            raise ValueError("start_step must be >= 0")
+        return v
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", v)
+    if not m or int(m[2]) == 0 or int(m[1]) > int(m[2]):
+        raise ValueError(f"start_step {v!r}: give an int step or a fraction 'a/b' with a <= b, e.g. '24/50'")
+    return Fraction(int(m[1]), int(m[2]))
+
+
+class MagaSettings(_Doc):
+    """MAGA knobs; names follow the thesis (``start_layer`` i, ``start_step`` s)."""
+
+    enabled: bool = True
+    # Counted in SD1.5's 16 self-attention layers (execution order); mapped proportionally on
+    # other UNets, see attention.layers.active_layers.
+    start_layer: int = Field(default=8, ge=0, le=16)
+    # An int step index, or 'a/b': step a of b, scaled to the run's step count (thesis: 24/50).
+    start_step: int | str = "24/50"
+    memory: str = "anchors:0+window:2"
+    strength: float = Field(default=0.0, ge=0.0, le=10.0)
+    tau: float = Field(default=0.1, gt=0.0)
+    token_budget: int | None = Field(default=None, ge=1)
+    subject_mask: bool = False
+
+    @field_validator("start_step")
+    @classmethod
+    def _check_start_step(cls, v: int | str) -> int | str:
+        _parse_start_step(v)
+        return v
+
+    @field_validator("memory")
+    @classmethod
+    def _check_memory(cls, v: str) -> str:
+        from sketchstory.attention.policy import parse_policy  # torch-free
+
+        parse_policy(v)
+        return v
+
+    def resolved_start_step(self, steps: int) -> int:
+        s = _parse_start_step(self.start_step)
+        return round(s * steps) if isinstance(s, Fraction) else s
+
+
+class Settings(_Doc):
+    model: str = "demo"
+    width: int = Field(default=512, ge=8, le=4096)
+    height: int = Field(default=512, ge=8, le=4096)
+    steps: int = Field(default=30, ge=1, le=1000)
+    guidance_scale: float = Field(default=7.5, ge=0.0, le=50.0)
+    controlnet_scale: float = Field(default=1.0, ge=0.0, le=5.0)
+    scheduler: Literal["ddim", "dpmpp-2m", "euler", "unipc"] = "ddim"
+    canny_low: int = Field(default=100, ge=0, le=255)
+    canny_high: int = Field(default=200, ge=0, le=255)
+    mode: Literal["sequential", "batched"] = "sequential"
+    # Panels denoised together in batched mode (0 = all); memory carries across chunks.
+    chunk_size: int = Field(default=0, ge=0)
+    maga: MagaSettings = MagaSettings()
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        problems = []
+        for name in ("width", "height"):
+            if getattr(self, name) % 8:
+                problems.append(f"{name} {getattr(self, name)} is not a multiple of 8 (the VAE needs it): use e.g. 512")
+        if self.canny_low >= self.canny_high:
+            problems.append(f"canny_low {self.canny_low} must be below canny_high {self.canny_high}")
+        start = self.maga.resolved_start_step(self.steps)
+        if self.maga.enabled and start >= self.steps:
+            problems.append(
+                f"maga.start_step resolves to step {start}, but there are only {self.steps} steps "
+                f"(0..{self.steps - 1}): MAGA would never run; lower it or use a fraction like '24/50'"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class Story(_Doc):
+    schema_: Literal["sketchstory/story"] = Field(default=SCHEMA, alias="schema")
+    version: Literal[1] = VERSION
+    title: str = "Untitled story"
+    style: str = ""
+    negative_prompt: str = ""
+    characters: tuple[Character, ...] = ()
+    panels: tuple[Panel, ...] = Field(min_length=1)
+    settings: Settings = Settings()
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> Story:
+        names = [c.name for c in self.characters]
+        problems = [f"characters: name {n!r} is used twice" for n in sorted({n for n in names if names.count(n) > 1})]
+        for i, p in enumerate(self.panels):
+            for n in p.characters or ():
+                if n not in names:
+                    problems.append(f"panels[{i}].characters: unknown character {n!r} (known: {', '.join(names) or 'none'})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # --- derived views -------------------------------------------------------------------
+
+    def panel_characters(self, index: int) -> tuple[Character, ...]:
+        """Characters in panel ``index``: those listed, else those whose name the prompt mentions."""
+        panel = self.panels[index]
+        if panel.characters is not None:
+            return tuple(c for c in self.characters if c.name in panel.characters)
+        text = panel.prompt.lower()
+        return tuple(c for c in self.characters if re.search(rf"\b{re.escape(c.name.lower())}\b", text))
+
+    def full_prompt(self, index: int) -> str:
+        """The text stage 2 is conditioned on: panel prompt, character descriptions, style."""
+        parts = [self.panels[index].prompt.strip()]
+        parts += [c.description.strip() for c in self.panel_characters(index) if c.description.strip()]
+        if self.style.strip():
+            parts.append(self.style.strip())
+        return ", ".join(parts)
+
+    def panel_seed(self, index: int, base_seed: int = 0) -> int:
+        """The panel's own seed, else one derived from its position so reruns agree."""
+        seed = self.panels[index].seed
+        return seed if seed is not None else (base_seed * 1_000_003 + index) % 2**63
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", by_alias=True), indent=2, ensure_ascii=False) + "\n"
+
+    def with_panels(self, panels: list[Panel] | tuple[Panel, ...]) -> Story:
+        return self.model_copy(update={"panels": tuple(panels)})
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in ("function-after", "function-before") and not str(part).startswith("function-"):
+            out += ("." if out else "") + str(part)
+    return out or "story"
+
+
+def _problems(err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors():
+        loc = _format_loc(tuple(p for p in e["loc"] if not (isinstance(p, str) and "[" in p)))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; see the story format in README.md)"
+        problems.append(f"{loc}: {msg}")
+    return problems
+
+
+def parse_story(data: Any, source: str | None = None) -> Story:
+    """Validate a decoded JSON document; raise ``StoryError`` listing every problem."""
+    if not isinstance(data, dict):
+        raise StoryError(["the document must be a JSON object with a 'panels' list"], source)
+    version = data.get("version", VERSION)
+    if version != VERSION:
+        raise StoryError(
+            [f"version: this file is story format version {version!r}; this sketchstory reads version {VERSION}"
+             " (upgrade sketchstory, or convert the file)"],
+            source,
+        )
+    try:
+        return Story.model_validate(data)
+    except ValidationError as err:
+        raise StoryError(_problems(err), source) from None
+
+
+def resolve_sketch(story_dir: Path, ref: str) -> Path:
+    """Resolve a panel's sketch path; refuse paths that escape the story's folder."""
+    root = story_dir.resolve()
+    path = (root / ref).resolve()
+    if not path.is_relative_to(root):
+        raise ValueError(f"path {ref!r} leaves the story's folder: copy the sketch next to the story file")
+    return path
+
+
+def check_sketches(story: Story, story_dir: Path) -> list[str]:
+    """Problems with the sketch files a story refers to (library references are checked by the library)."""
+    problems = []
+    for i, panel in enumerate(story.panels):
+        if panel.sketch is None or panel.sketch.startswith(LIBRARY_PREFIX):
+            continue
+        try:
+            path = resolve_sketch(story_dir, panel.sketch)
+        except ValueError as e:
+            problems.append(f"panels[{i}].sketch: {e}")
+            continue
+        if not path.is_file():
+            problems.append(f"panels[{i}].sketch: file not found: {panel.sketch}")
+    return problems
+
+
+def load_story(path: Path, *, check_files: bool = True) -> Story:
+    """Load and validate a story file (and, by default, that its sketch files exist)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StoryError([f"file not found: {path}"]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise StoryError([f"cannot read {path}: {e}"]) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise StoryError([f"line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})"], str(path)) from None
+    story = parse_story(data, str(path))
+    if check_files and (problems := check_sketches(story, path.parent)):
+        raise StoryError(problems, str(path))
+    return story
+
+
+def save_story(story: Story, path: Path) -> Path:
+    """Write the story atomically as JSON."""
+    return atomic_write_text(Path(path), story.to_json())

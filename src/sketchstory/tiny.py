@@ -1,0 +1,68 @@
+"""Tiny random models of the real classes, so the whole pipeline runs in seconds without weights.
+
+Same classes as SD1.5 (UNet2DConditionModel, ControlNetModel, AutoencoderKL, CLIPTextModel with
+OpenAI's CLIP tokenizer), shrunk; seeded, so every build is identical. The UNet has 6 self-attention
+layers (down 2, mid 1, up 3), enough for MAGA's layer mapping to leave some plain and some shared.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from sketchstory.tokenizer import clip_tokenizer
+
+HIDDEN = 32
+BLOCKS = (32, 64)
+
+
+def tiny_unet() -> UNet2DConditionModel:
+    return UNet2DConditionModel(
+        sample_size=16, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=BLOCKS,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=HIDDEN, attention_head_dim=8, norm_num_groups=32,
+    )
+
+
+def tiny_controlnet() -> ControlNetModel:
+    # One stride-2 step in the condition embedding, matching the tiny VAE's 2x downsampling.
+    return ControlNetModel(
+        in_channels=4, layers_per_block=2, block_out_channels=BLOCKS,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        cross_attention_dim=HIDDEN, attention_head_dim=8, norm_num_groups=32,
+        conditioning_embedding_out_channels=(16, 32),
+    )
+
+
+def tiny_vae() -> AutoencoderKL:
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=BLOCKS,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=32,
+    )
+
+
+def tiny_text_encoder() -> CLIPTextModel:
+    return CLIPTextModel(CLIPTextConfig(
+        hidden_size=HIDDEN, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+        vocab_size=49408, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
+    ))
+
+
+def tiny_scheduler_config() -> dict:
+    return dict(DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                              clip_sample=False, set_alpha_to_one=False, steps_offset=1).config)
+
+
+def tiny_components(device: torch.device, dtype: torch.dtype, *, with_controlnet: bool = True, seed: int = 0):
+    from sketchstory.models import REGISTRY, Components
+
+    torch.manual_seed(seed)
+    modules = [tiny_text_encoder(), tiny_unet(), tiny_vae(), tiny_controlnet() if with_controlnet else None]
+    for m in modules:
+        if m is not None:
+            m.to(device=device, dtype=None if dtype == torch.float32 else dtype).eval().requires_grad_(False)
+    te, unet, vae, cn = modules
+    return Components(clip_tokenizer(), te, unet, vae, cn, tiny_scheduler_config(), device, dtype, REGISTRY["tiny"])
