@@ -104,6 +104,8 @@ class MagaSettings(_Doc):
 
 class Settings(_Doc):
     model: str = "demo"
+    controlnet: str | None = None  # None: the model spec's own Canny ControlNet
+    seed: int = Field(default=0, ge=0, lt=2**63)  # base seed for panels without their own
     width: int = Field(default=512, ge=8, le=4096)
     height: int = Field(default=512, ge=8, le=4096)
     steps: int = Field(default=30, ge=1, le=1000)
@@ -177,10 +179,10 @@ class Story(_Doc):
             parts.append(self.style.strip())
         return ", ".join(parts)
 
-    def panel_seed(self, index: int, base_seed: int = 0) -> int:
-        """The panel's own seed, else one derived from its position so reruns agree."""
+    def panel_seed(self, index: int) -> int:
+        """The panel's own seed, else one derived from the base seed and its position."""
         seed = self.panels[index].seed
-        return seed if seed is not None else (base_seed * 1_000_003 + index) % 2**63
+        return seed if seed is not None else (self.settings.seed * 1_000_003 + index) % 2**63
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json", by_alias=True), indent=2, ensure_ascii=False) + "\n"

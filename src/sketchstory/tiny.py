@@ -18,12 +18,20 @@ BLOCKS = (32, 64)
 
 
 def tiny_unet() -> UNet2DConditionModel:
-    return UNet2DConditionModel(
+    unet = UNet2DConditionModel(
         sample_size=16, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=BLOCKS,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=HIDDEN, attention_head_dim=8, norm_num_groups=32,
     )
+    # Default init gives near-uniform self-attention, where sharing keys barely matters; sharper
+    # logits (as trained models have) make MAGA's effect, and any bug in it, visible in tests.
+    with torch.no_grad():
+        for name, module in unet.named_modules():
+            if name.endswith("attn1"):
+                module.to_q.weight.mul_(4.0)
+                module.to_k.weight.mul_(4.0)
+    return unet
 
 
 def tiny_controlnet() -> ControlNetModel:

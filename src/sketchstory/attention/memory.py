@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from sketchstory.atomic import atomic_write
@@ -57,13 +58,22 @@ class MemoryBank:
 
     # --- persistence, so incremental runs need not recompute earlier panels ----------------
 
-    def save_panel(self, panel: int, path: Path) -> Path:
+    def save_panel(self, panel: int, path: Path, fingerprint: str) -> Path:
         tensors = {}
         for (p, layer, step), (k, v) in self._kv.items():
             if p == panel:
                 tensors[f"{layer}.{step}.k"] = k.contiguous().cpu()
                 tensors[f"{layer}.{step}.v"] = v.contiguous().cpu()
-        return atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata={"panel": str(panel)}))
+        return atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata={"panel": str(panel), "fingerprint": fingerprint}))
+
+    @staticmethod
+    def saved_fingerprint(path: Path) -> str | None:
+        """The fingerprint a saved panel memory was written with, or None if unreadable."""
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return (f.metadata() or {}).get("fingerprint")
+        except (OSError, ValueError, SafetensorError):
+            return None
 
     def load_panel(self, panel: int, path: Path, device: torch.device | str, dtype: torch.dtype) -> None:
         tensors = load_file(str(path), device=str(device))

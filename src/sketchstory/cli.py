@@ -1,0 +1,190 @@
+"""The ``sketchstory`` command: one entry point, one subcommand per job.
+
+Exit codes: 0 ok, 2 bad input (story, sketch, settings), 3 model cannot be loaded,
+4 output cannot be written, 130 interrupted (finished panels are kept; rerun with --resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from sketchstory import __version__
+
+EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT, EXIT_INTERRUPTED = 2, 3, 4, 130
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_INPUT) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _panel_list(text: str) -> frozenset[int]:
+    try:
+        return frozenset(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give panel indices like 0,2,3") from None
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, e.g. 512x512") from None
+    return w, h
+
+
+def add_settings_args(p: argparse.ArgumentParser) -> None:
+    """Flags that override the story's ``settings`` (and are recorded in the outputs)."""
+    g = p.add_argument_group("generation settings (override the story file)")
+    g.add_argument("--model", help="registry name (see `sketchstory models`), hub id, local folder or .safetensors")
+    g.add_argument("--controlnet", help="Canny ControlNet: hub id, local folder or file (default: the model's)")
+    g.add_argument("--size", type=_size, metavar="WxH", help="output size, multiples of 8")
+    g.add_argument("--steps", type=int, help="denoising steps")
+    g.add_argument("--guidance", type=float, dest="guidance_scale", help="classifier-free guidance scale")
+    g.add_argument("--controlnet-scale", type=float, help="ControlNet conditioning scale (0 ignores sketches)")
+    g.add_argument("--scheduler", choices=["ddim", "dpmpp-2m", "euler", "unipc"])
+    g.add_argument("--seed", type=int, help="base seed for panels without their own seed")
+    g.add_argument("--mode", choices=["sequential", "batched"],
+                   help="sequential: panel after panel (thesis); batched: panels denoised together with a causal mask")
+    g.add_argument("--chunk-size", type=int, help="batched mode: panels per batch (0 = all)")
+    m = p.add_argument_group("MAGA (consistency memory)")
+    m.add_argument("--no-maga", action="store_true", help="plain ControlNet generation, no shared memory")
+    m.add_argument("--maga-start-layer", type=int, dest="start_layer",
+                   help="first MAGA layer, in SD1.5's 16 self-attention layers (thesis: 8)")
+    m.add_argument("--maga-start-step", dest="start_step",
+                   help="first MAGA step: an index, or 'a/b' scaled to --steps (thesis: 24/50)")
+    m.add_argument("--memory", help="memory policy, e.g. all, window:3, anchors:0+window:2, decay:0.7")
+    m.add_argument("--maga-strength", type=float, dest="strength",
+                   help="condition-aware weighting lambda (0 = plain shared attention)")
+    m.add_argument("--token-budget", type=int, help="tokens shared per memory panel and layer (default: all)")
+    m.add_argument("--subject-mask", action="store_true", default=None,
+                   help="share only the sketched subject's tokens (keeps backgrounds from bleeding)")
+
+
+def apply_settings_args(story, args: argparse.Namespace):
+    """The story with its settings overridden by the given flags, validated again."""
+    from sketchstory.story import parse_story
+
+    data = story.model_dump(mode="json", by_alias=True)
+    s, m = data["settings"], data["settings"]["maga"]
+    for key in ("model", "controlnet", "steps", "guidance_scale", "controlnet_scale", "scheduler", "seed", "mode",
+                "chunk_size"):
+        if getattr(args, key, None) is not None:
+            s[key] = getattr(args, key)
+    if getattr(args, "size", None):
+        s["width"], s["height"] = args.size
+    if getattr(args, "no_maga", False):
+        m["enabled"] = False
+    for key in ("start_layer", "strength", "token_budget", "subject_mask"):
+        if getattr(args, key, None) is not None:
+            m[key] = getattr(args, key)
+    if getattr(args, "memory", None) is not None:
+        m["memory"] = args.memory
+    if getattr(args, "start_step", None) is not None:
+        m["start_step"] = int(args.start_step) if args.start_step.isdigit() else args.start_step
+    return parse_story(data, "command-line settings")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from sketchstory.pipeline.runner import RunOptions, generate
+    from sketchstory.story import load_story
+
+    story = apply_settings_args(load_story(args.story), args)
+    options = RunOptions(resume=args.resume, only=args.only, keep_memory=args.keep_memory, device=args.device,
+                         progress=not args.quiet)
+    report = generate(story, args.story.parent, args.out, options)
+    print(f"{len(report.rendered)} panel(s) rendered, {len(report.reused)} kept, "
+          f"{len(report.recomputed)} recomputed for memory, in {report.seconds:.1f} s -> {args.out}")
+    if (args.out / "strip.png").exists():
+        print(f"comic strip: {args.out / 'strip.png'}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from sketchstory.story import load_story
+
+    story = load_story(args.story)
+    print(f"{args.story}: ok, {len(story.panels)} panel(s), model {story.settings.model}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from sketchstory.models import REGISTRY
+
+    for spec in REGISTRY.values():
+        print(f"{spec.name:8} {spec.description}\n{'':8} base: {spec.base}\n{'':8} controlnet: {spec.controlnet}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sketchstory", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"sketchstory {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("generate", help="stage 2: render a story's panels, strip and metadata")
+    p.add_argument("story", type=Path, help="story file (JSON)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("--resume", action="store_true", help="keep finished panels whose inputs did not change")
+    p.add_argument("--only", type=_panel_list, metavar="I,J", help="regenerate only these panels (0-based)")
+    p.add_argument("--keep-memory", action="store_true",
+                   help="save MAGA memory per panel so later --only/--resume runs need not recompute it")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_settings_args(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("check", help="validate a story file and its sketches")
+    p.add_argument("story", type=Path)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("models", help="list the named models")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def _errors() -> list[tuple[type[BaseException], int]]:
+    from sketchstory.models import ModelLoadError
+    from sketchstory.sketches import SketchError
+    from sketchstory.story import StoryError
+
+    return [(StoryError, EXIT_INPUT), (SketchError, EXIT_INPUT), (ModelLoadError, EXIT_MODEL)]
+
+
+def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a subcommand, turning expected failures into one clear message and an exit code."""
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        print("interrupted: finished panels are kept; rerun the same command with --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.code
+    except OSError as e:
+        print(f"error: cannot read or write {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_OUTPUT
+    except Exception as e:
+        for kind, code in _errors():
+            if isinstance(e, kind):
+                print(f"error: {e}", file=sys.stderr)
+                return code
+        if isinstance(e, ValueError):
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_INPUT
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    return run(args.func, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""A whole story through stage 2: execution modes, resume, incremental regeneration, outputs.
+
+Output folder::
+
+    panels/panel_00.png        each panel, PNG metadata: story, settings, seed, fingerprint
+    conditions/panel_00_canny.png, conditions/panel_00_sketch.png
+    memory/panel_00.safetensors   MAGA memory (only with keep_memory), for later incremental runs
+    strip.png  story.json  run.json
+
+Every file is written atomically the moment it is ready, so an interrupted run keeps every
+finished panel. A panel's *fingerprint* hashes everything its pixels depend on: settings, model,
+prompt, seed, sketch, and the fingerprints of the panels its MAGA memory reads. ``resume`` reuses
+panels whose fingerprint still matches; ``only`` regenerates chosen panels. Either way the memory
+those panels read is loaded from ``memory/`` when saved there, else recomputed (denoised, not
+decoded) — so one bad panel never means regenerating the story.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from sketchstory.atomic import atomic_write_text
+from sketchstory.attention.maga import MAGAConfig, MAGARun, install
+from sketchstory.attention.memory import MemoryBank
+from sketchstory.attention.policy import MemoryPolicy, parse_policy
+from sketchstory.layout import compose_page
+from sketchstory.models import Components, load, resolve_spec
+from sketchstory.pipeline.conditions import PanelInputs, prepare_inputs
+from sketchstory.pipeline.stage2 import PanelJob, Sampling, control_tensor, decode, denoise, encode_text
+from sketchstory.provenance import fingerprint, read_png_meta, save_png, versions
+from sketchstory.story import Story
+
+NO_MEMORY = MemoryPolicy()
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    resume: bool = False  # reuse finished panels whose inputs did not change
+    only: frozenset[int] | None = None  # regenerate just these panels (incremental)
+    keep_memory: bool = False  # save each panel's MAGA memory for later incremental runs
+    device: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class RunReport:
+    out: Path
+    rendered: list[int] = field(default_factory=list)
+    reused: list[int] = field(default_factory=list)
+    recomputed: list[int] = field(default_factory=list)  # denoised only for the memory they feed
+    seconds: float = 0.0
+    info: dict = field(default_factory=dict)
+
+
+def panel_path(out: Path, n: int) -> Path:
+    return out / "panels" / f"panel_{n:02d}.png"
+
+
+def memory_path(out: Path, n: int) -> Path:
+    return out / "memory" / f"panel_{n:02d}.safetensors"
+
+
+def sampling_of(story: Story) -> Sampling:
+    s = story.settings
+    return Sampling(s.width, s.height, s.steps, s.guidance_scale, s.controlnet_scale, s.scheduler)
+
+
+def maga_config(story: Story) -> MAGAConfig:
+    m, s = story.settings.maga, story.settings
+    return MAGAConfig(
+        policy=parse_policy(m.memory) if m.enabled else NO_MEMORY,
+        start_layer=m.start_layer, start_step=m.resolved_start_step(s.steps),
+        strength=m.strength, tau=m.tau, token_budget=m.token_budget, subject_mask=m.subject_mask,
+    )
+
+
+def fingerprints(story: Story, inputs: list[PanelInputs], policy: MemoryPolicy) -> list[str]:
+    settings = story.settings.model_dump(mode="json", exclude={"mode", "chunk_size"})
+    out: list[str] = []
+    for n, p in enumerate(inputs):
+        out.append(fingerprint({
+            "settings": settings, "prompt": p.prompt, "negative": story.negative_prompt, "seed": p.seed,
+            "sketch": p.sketch_hash, "reads": [out[m] for m in policy.sources(n)],
+        }))
+    return out
+
+
+class StoryRun:
+    """Plans and executes one ``generate`` call."""
+
+    def __init__(self, story: Story, story_dir: Path, out: Path, options: RunOptions,
+                 components: Components | None = None) -> None:
+        self.story, self.out, self.options = story, Path(out), options
+        self.components = components or load(resolve_spec(story.settings.model, story.settings.controlnet),
+                                              options.device)
+        self.sampling = sampling_of(story)
+        self.inputs = prepare_inputs(story, story_dir, self.components.vae_scale)
+        self.config = maga_config(story)
+        self.policy = self.config.policy
+        self.prints = fingerprints(story, self.inputs, self.policy)
+
+    # --- planning ---------------------------------------------------------------------------
+
+    def reusable(self, n: int) -> bool:
+        meta = read_png_meta(panel_path(self.out, n))
+        return meta is not None and meta.get("fingerprint") == self.prints[n]
+
+    def saved_memory(self, n: int) -> bool:
+        return MemoryBank.saved_fingerprint(memory_path(self.out, n)) == self.prints[n]
+
+    def plan(self) -> tuple[list[int], list[int], list[int]]:
+        """(panels to render, panels to denoise for memory only, panels whose memory to load)."""
+        panels = range(len(self.story.panels))
+        if self.options.only is not None:
+            bad = sorted(n for n in self.options.only if n not in panels)
+            if bad:
+                raise ValueError(f"--only {bad}: the story has panels 0..{len(panels) - 1}")
+            render = sorted(self.options.only)
+        else:
+            render = [n for n in panels if not (self.options.resume and self.reusable(n))]
+        compute, load_mem = set(render), set()
+        todo = list(render)
+        while todo:
+            for m in self.policy.sources(todo.pop()):
+                if m in compute or m in load_mem:
+                    continue
+                if self.saved_memory(m):
+                    load_mem.add(m)
+                else:
+                    compute.add(m)
+                    todo.append(m)
+        return render, sorted(compute - set(render)), sorted(load_mem)
+
+    # --- execution --------------------------------------------------------------------------
+
+    def _jobs(self, panels: list[int], run: MAGARun) -> list[PanelJob]:
+        c = self.components
+        uncond, _ = encode_text(c, self.story.negative_prompt)
+        jobs = []
+        for n in panels:
+            p = self.inputs[n]
+            cond, pooled = encode_text(c, p.prompt)
+            run.conditions[n] = pooled
+            if p.mask is not None:
+                run.subject_masks[n] = torch.from_numpy(p.mask).to(c.device)
+            control = control_tensor(p.canny, c) if p.canny is not None else None
+            jobs.append(PanelJob(n, p.seed, cond, uncond, control))
+        return jobs
+
+    def _chunks(self, panels: list[int]) -> list[list[int]]:
+        if self.story.settings.mode == "sequential":
+            return [[n] for n in panels]
+        size = self.story.settings.chunk_size or len(panels)
+        return [panels[i : i + size] for i in range(0, len(panels), size)]
+
+    def execute(self) -> RunReport:
+        start = time.perf_counter()
+        render, recompute, load_mem = self.plan()
+        report = RunReport(self.out, rendered=render, recomputed=recompute,
+                           reused=[n for n in range(len(self.story.panels)) if n not in render])
+        c = self.components
+        run = MAGARun(self.config, MemoryBank())
+        previous = install(c.unet, run)
+        for m in load_mem:
+            run.memory.load_panel(m, memory_path(self.out, m), c.device, c.dtype)
+        compute = sorted(set(render) | set(recompute))
+        jobs = {j.index: j for j in self._jobs(compute, run)}
+        chunks = self._chunks(compute)
+        timings: dict[int, float] = {}
+        bar = tqdm(total=len(compute) * self.sampling.steps, unit="step", disable=not self.options.progress,
+                   desc="stage 2")
+        try:
+            for k, chunk in enumerate(chunks):
+                later = [n for ch in chunks[k + 1 :] for n in ch]
+                needed = {m for n in later for m in self.policy.sources(n)}
+                write = frozenset(n for n in chunk if n in needed or self.options.keep_memory)
+                bar.set_postfix_str(f"panel {','.join(map(str, chunk))} of {len(self.story.panels)}")
+                t0 = time.perf_counter()
+                latents = denoise(c, [jobs[n] for n in chunk], self.sampling, run, write=write,
+                                  on_step=lambda _: bar.update(len(chunk)))
+                rendered = [n for n in chunk if n in render]
+                images = decode(c, latents[[chunk.index(n) for n in rendered]]) if rendered else []
+                for n, image in zip(rendered, images, strict=True):
+                    self._save_panel(n, image)
+                    timings[n] = (time.perf_counter() - t0) / len(chunk)
+                if self.options.keep_memory:
+                    for n in write:
+                        run.memory.save_panel(n, memory_path(self.out, n), self.prints[n])
+                run.memory.drop(run.memory.panels() - needed)
+        finally:
+            bar.close()
+            c.unet.set_attn_processor(previous)
+        report.seconds = time.perf_counter() - start
+        report.info = self._write_summary(report, timings, run)
+        return report
+
+    def _save_panel(self, n: int, image: Image.Image) -> None:
+        p = self.inputs[n]
+        meta = {
+            "panel": n, "seed": p.seed, "prompt": p.prompt, "fingerprint": self.prints[n],
+            "model": self.components.spec.name, "versions": versions(),
+            "story": self.story.model_dump(mode="json", by_alias=True),
+        }
+        save_png(image, panel_path(self.out, n), meta)
+        if p.canny is not None:
+            save_png(p.canny, self.out / "conditions" / f"panel_{n:02d}_canny.png")
+            save_png(p.sketch, self.out / "conditions" / f"panel_{n:02d}_sketch.png")
+
+    def _write_summary(self, report: RunReport, timings: dict[int, float], run: MAGARun) -> dict:
+        panels = [panel_path(self.out, n) for n in range(len(self.story.panels))]
+        if all(p.exists() for p in panels):
+            images = [Image.open(p).convert("RGB") for p in panels]
+            captions = [panel.caption for panel in self.story.panels]
+            save_png(compose_page(images, captions, title=self.story.title), self.out / "strip.png")
+        atomic_write_text(self.out / "story.json", self.story.to_json())
+        peak_cuda = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+        info = {
+            "title": self.story.title, "model": self.components.spec.name, "device": str(self.components.device),
+            "mode": self.story.settings.mode, "settings": self.story.settings.model_dump(mode="json"),
+            "maga_start_step": self.config.start_step, "maga_first_layer": run.first_layer,
+            "maga_calls": run.calls, "memory_bank_peak_bytes": run.memory.peak_bytes,
+            "panels": [
+                {"index": n, "seed": self.inputs[n].seed, "file": str(panels[n].relative_to(self.out)),
+                 "fingerprint": self.prints[n],
+                 "status": "rendered" if n in report.rendered else "reused",
+                 "seconds": round(timings[n], 3) if n in timings else None}
+                for n in range(len(self.story.panels))
+            ],
+            "recomputed_for_memory": report.recomputed,
+            "total_seconds": round(report.seconds, 3),
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "peak_cuda_bytes": peak_cuda, "versions": versions(),
+        }
+        atomic_write_text(self.out / "run.json", json.dumps(info, indent=2) + "\n")
+        return info
+
+
+def generate(story: Story, story_dir: Path, out: Path, options: RunOptions = RunOptions(),
+             components: Components | None = None) -> RunReport:
+    """Generate (or resume, or partly regenerate) a story into ``out``."""
+    return StoryRun(story, story_dir, out, options, components).execute()
