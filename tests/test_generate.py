@@ -1,0 +1,103 @@
+"""End to end on the tiny models, from the command line: files, metadata, determinism, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SIZE, write_story
+from sketchstory.cli import main
+from sketchstory.provenance import read_png_meta
+from sketchstory.story import load_story
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+def run_cli(story: Path, out: Path, *extra: str) -> int:
+    return main(["generate", str(story), "-o", str(out), "-q", *extra])
+
+
+def test_generate_writes_panels_conditions_strip_and_run_info(story_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_cli(story_file, out) == 0
+    for n in range(3):
+        png = out / "panels" / f"panel_{n:02d}.png"
+        assert Image.open(png).size == (SIZE, SIZE)
+        meta = read_png_meta(png)
+        assert meta["panel"] == n and meta["seed"] == 10 + n
+        assert meta["story"]["settings"]["model"] == "tiny" and meta["story"]["panels"][n]["seed"] == 10 + n
+        assert "red cape" in meta["prompt"]  # the character's description is part of the prompt
+    assert (out / "conditions" / "panel_00_canny.png").exists()
+    assert not (out / "conditions" / "panel_02_canny.png").exists()  # panel 2 has no sketch
+    strip = Image.open(out / "strip.png")
+    assert strip.width >= 3 * SIZE
+    info = json.loads((out / "run.json").read_text())
+    assert [p["status"] for p in info["panels"]] == ["rendered"] * 3
+    assert info["maga_calls"] > 0 and info["peak_rss_bytes"] > 0 and "diffusers" in info["versions"]
+    assert load_story(out / "story.json", check_files=False).title == "Test story"
+    assert not list(out.rglob("*.part*"))  # no half-written files
+
+
+def test_same_seed_same_pixels_and_modes_agree(story_file: Path, tmp_path: Path) -> None:
+    assert run_cli(story_file, tmp_path / "a") == 0
+    assert run_cli(story_file, tmp_path / "b") == 0
+    assert run_cli(story_file, tmp_path / "c", "--mode", "batched") == 0
+    assert run_cli(story_file, tmp_path / "d", "--no-maga") == 0
+    for n in range(3):
+        name = f"panels/panel_{n:02d}.png"
+        a = pixels(tmp_path / "a" / name)
+        assert (a == pixels(tmp_path / "b" / name)).all()
+        assert np.abs(a - pixels(tmp_path / "c" / name)).max() <= 1
+    assert (pixels(tmp_path / "a/panels/panel_00.png") == pixels(tmp_path / "d/panels/panel_00.png")).all()
+    assert np.abs(pixels(tmp_path / "a/panels/panel_02.png") - pixels(tmp_path / "d/panels/panel_02.png")).max() > 2
+
+
+def test_resume_reuses_finished_panels_and_append_matches_full_run(tmp_path: Path) -> None:
+    full = write_story(tmp_path / "full", 4)
+    assert run_cli(full, tmp_path / "full_out") == 0
+    short = write_story(tmp_path / "inc", 3)
+    out = tmp_path / "inc_out"
+    assert run_cli(short, out) == 0
+    first = (out / "panels/panel_00.png").stat().st_mtime_ns
+    longer = write_story(tmp_path / "inc", 4)  # the same story with a fourth panel appended
+    assert run_cli(longer, out, "--resume") == 0
+    info = json.loads((out / "run.json").read_text())
+    assert [p["status"] for p in info["panels"]] == ["reused"] * 3 + ["rendered"]
+    assert info["recomputed_for_memory"] == [0, 1, 2]  # no saved memory: recomputed, not re-decoded
+    assert (out / "panels/panel_00.png").stat().st_mtime_ns == first
+    assert np.abs(pixels(out / "panels/panel_03.png") - pixels(tmp_path / "full_out/panels/panel_03.png")).max() <= 1
+
+
+def test_only_regenerates_one_panel_from_saved_memory(story_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_cli(story_file, out, "--keep-memory") == 0
+    before = pixels(out / "panels/panel_02.png")
+    (out / "panels/panel_02.png").unlink()
+    assert run_cli(story_file, out, "--only", "2") == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["recomputed_for_memory"] == []  # memory came from memory/*.safetensors
+    assert np.abs(pixels(out / "panels/panel_02.png") - before).max() <= 1
+
+
+@pytest.mark.parametrize("args, code, needle", [
+    (["--size", "30x32"], 2, "multiple of 8"),
+    (["--memory", "window:x"], 2, "memory policy"),
+    (["--only", "7"], 2, "panels 0..2"),
+    (["--model", "nobody/nothing"], 3, "--model DIR"),
+])
+def test_bad_settings_fail_clearly(story_file: Path, tmp_path: Path, capsys, args, code, needle) -> None:
+    assert run_cli(story_file, tmp_path / "o", *args) == code
+    assert needle in capsys.readouterr().err
+
+
+def test_missing_sketch_is_reported_before_any_work(story_file: Path, tmp_path: Path, capsys) -> None:
+    (story_file.parent / "sketches" / "01.png").unlink()
+    assert run_cli(story_file, tmp_path / "o") == 2
+    assert "panels[1].sketch: file not found: sketches/01.png" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
