@@ -87,8 +87,8 @@ def normalize_sketch(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     centred on white, never stretched.
     """
     width, height = _check_size(size)
-    darkness = _darkness(to_standard_mode(image))
-    ink = remove_specks(darkness > _ink_threshold(darkness), _speck_area(darkness.shape))
+    darkness = ink_darkness(image)
+    ink = remove_specks(darkness > _ink_threshold(darkness), speck_area(darkness.shape))
     if not ink.any():
         raise SketchError(
             "the picture has no lines: it looks blank or is only noise; upload a drawing with visible strokes"
@@ -168,6 +168,32 @@ def remove_specks(ink: np.ndarray, min_area: int) -> np.ndarray:
     return keep[labels]
 
 
+def ink_darkness(image: Image.Image) -> np.ndarray:
+    """How much darker than the paper each pixel is: 0 on paper, up to 1, negative if lighter.
+
+    Transparency is laid on paper, light-on-dark pictures are inverted and uneven or tinted paper
+    is divided out, so 0 means paper whatever the picture's lighting.
+    """
+    pixels = np.asarray(to_standard_mode(image), dtype=np.float32) / 255.0
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.shape[2] in (2, 4):
+        colour, alpha = pixels[:, :, :-1], pixels[:, :, -1:]
+        pixels = colour * alpha + _transparent_paper(colour, alpha) * (1.0 - alpha)
+    luma = pixels @ _LUMA if pixels.shape[2] == 3 else pixels[:, :, 0]
+    # The darkest channel shows coloured strokes on light paper (yellow has a high luma); on dark
+    # paper the brightest channel does the same for coloured chalk.
+    lightness = 1.0 - pixels.max(axis=2) if _strokes_are_light(luma) else pixels.min(axis=2)
+    paper = _paper(lightness)
+    # Not clipped at the paper level: the noise estimate needs both sides of it.
+    return 1.0 - lightness / np.maximum(paper, 1e-3)
+
+
+def speck_area(shape: tuple[int, ...]) -> int:
+    """Blobs under ~0.002 % of the picture (at least 4 px) are dust rather than drawn dots."""
+    return max(4, round(2e-5 * shape[0] * shape[1]))
+
+
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """``mask`` plus every background region that cannot be reached from the border."""
     padded = np.pad(mask, 1)
@@ -198,23 +224,6 @@ def _high_depth_to_l(image: Image.Image) -> Image.Image:
     elif image.mode == "F" and values.max() <= 1.0:
         values = values * 255.0
     return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
-
-
-def _darkness(image: Image.Image) -> np.ndarray:
-    """How much darker than the paper each pixel is: 0 on paper, up to 1, negative if lighter."""
-    pixels = np.asarray(image, dtype=np.float32) / 255.0
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    if pixels.shape[2] in (2, 4):
-        colour, alpha = pixels[:, :, :-1], pixels[:, :, -1:]
-        pixels = colour * alpha + _transparent_paper(colour, alpha) * (1.0 - alpha)
-    luma = pixels @ _LUMA if pixels.shape[2] == 3 else pixels[:, :, 0]
-    # The darkest channel shows coloured strokes on light paper (yellow has a high luma); on dark
-    # paper the brightest channel does the same for coloured chalk.
-    lightness = 1.0 - pixels.max(axis=2) if _strokes_are_light(luma) else pixels.min(axis=2)
-    paper = _paper(lightness)
-    # Not clipped at the paper level: the noise estimate needs both sides of it.
-    return 1.0 - lightness / np.maximum(paper, 1e-3)
 
 
 def _transparent_paper(colour: np.ndarray, alpha: np.ndarray) -> float:
@@ -272,8 +281,3 @@ def _ink_threshold(darkness: np.ndarray) -> float:
     paper = float(np.median(darkness))
     noise = 1.4826 * float(np.median(np.abs(darkness - paper)))
     return max(0.2, paper + 5.0 * noise)
-
-
-def _speck_area(shape: tuple[int, ...]) -> int:
-    """Blobs under ~0.002 % of the picture (at least 4 px) are dust rather than drawn dots."""
-    return max(4, round(2e-5 * shape[0] * shape[1]))
