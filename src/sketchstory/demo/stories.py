@@ -1,0 +1,94 @@
+"""Story folders made from the toy world: the shipped examples and the consistency benchmark set.
+
+A world story (one character, same spoken and hidden colours, different scenes) becomes a
+sketchstory story file plus its sketches, ready for ``sketchstory generate``. The world's
+captions are the prompts, so the demo model understands them; the hidden colours are never
+said, so keeping them the same across panels is left to MAGA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from sketchstory.atomic import atomic_write_text
+from sketchstory.demo import world
+from sketchstory.provenance import save_png
+
+# The thesis's wizard story (Fig. 4.3), told with what the toy world can draw.
+WIZARD = world.Character("wizard", "blue", {"cape": "red", "hat": "yellow"})
+WIZARD_SCENES = [
+    ("forest", "standing", "left", "A young wizard stands in a lush forest, holding a magical staff."),
+    ("castle", "walking", "middle", "The wizard finds a blue high tall hat and put it on."),
+    ("night", "standing", "right", "The wizard encounters a mystical creature. They engage in a friendly conversation."),
+    ("sea", "jumping", "middle", "As the wizard touches the mystical creature, he turns into crystal."),
+]
+
+
+def wizard_story(size: int = 64) -> tuple[world.Story, list[str]]:
+    """The example story's panels (world scenes) and the thesis's captions for them."""
+    rng = np.random.default_rng(7)
+    samples = []
+    for i, (setting, pose, position, _) in enumerate(WIZARD_SCENES):
+        scene = world.random_scene(rng, WIZARD, "a" if i == 0 else "the")
+        scene = world.Scene(WIZARD, setting, pose, position, scene.scale,
+                            {"left": 0.32, "middle": 0.5, "right": 0.68}[position], scene.ground, scene.facing,
+                            scene.layout_seed, scene.article)
+        samples.append(world.render(scene, size))
+    return world.Story(WIZARD, tuple(samples)), [caption for *_, caption in WIZARD_SCENES]
+
+
+def write_story_folder(folder: Path, story: world.Story, *, title: str, captions: list[str] | None = None,
+                       prompts: list[str] | None = None, settings: dict | None = None) -> Path:
+    """Write ``story.json`` and ``sketches/NN.png`` for a world story; returns the story file."""
+    folder = Path(folder)
+    panels = []
+    for i, sample in enumerate(story.panels):
+        rel = f"sketches/{i:02d}.png"
+        save_png(Image.fromarray(sample.sketch, "L"), folder / rel)
+        panels.append({"prompt": (prompts or story.captions)[i], "sketch": rel, "seed": 1000 + i,
+                       "caption": (captions or [None] * len(story.panels))[i]})
+    doc = {"schema": "sketchstory/story", "version": 1, "title": title, "panels": panels,
+           "settings": settings or {"model": "demo", "width": 64, "height": 64, "steps": 20,
+                                    "guidance_scale": 4.0}}
+    return atomic_write_text(folder / "story.json", json.dumps(doc, indent=2) + "\n")
+
+
+def write_examples(root: Path) -> list[Path]:
+    """The shipped examples: the wizard story for the demo model and for SD1.5 at 512 px."""
+    demo, captions = wizard_story(64)
+    real, _ = wizard_story(512)
+    return [
+        write_story_folder(root / "wizard", demo, title="The wizard and the crystal", captions=captions),
+        write_story_folder(
+            root / "wizard-sd15", real, title="The wizard and the crystal (thesis Fig. 4.3)", prompts=captions,
+            settings={"model": "sd15", "width": 512, "height": 512, "steps": 30, "guidance_scale": 7.5},
+        ),
+    ]
+
+
+def write_benchmark(root: Path, count: int = 20, panels: int = 4, seed: int = 0) -> list[Path]:
+    """``count`` world stories of ``panels`` panels each, for the consistency measure."""
+    return [
+        write_story_folder(root / f"story_{k:02d}", world.make_story(seed + k, panels), title=f"benchmark story {k}")
+        for k in range(count)
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="write demo story folders from the toy world")
+    parser.add_argument("what", choices=["examples", "benchmark"])
+    parser.add_argument("-o", "--out", type=Path, required=True)
+    parser.add_argument("--count", type=int, default=20, help="benchmark: number of stories")
+    parser.add_argument("--seed", type=int, default=0, help="benchmark: first world seed")
+    args = parser.parse_args(argv)
+    paths = write_examples(args.out) if args.what == "examples" else write_benchmark(args.out, args.count, seed=args.seed)
+    print("\n".join(map(str, paths)))
+
+
+if __name__ == "__main__":
+    main()
