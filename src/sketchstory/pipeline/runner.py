@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +48,9 @@ class RunOptions:
     only: frozenset[int] | None = None  # regenerate just these panels (incremental)
     keep_memory: bool = False  # save each panel's MAGA memory for later incremental runs
     device: str | None = None
-    progress: bool = True
+    progress: bool = True  # a tqdm bar on stderr
+    # Called after every denoising step with (panels being denoised, steps done, steps in all).
+    on_step: Callable[[tuple[int, ...], int, int], None] | None = None
 
 
 @dataclass
@@ -185,7 +188,7 @@ class StoryRun:
                 bar.set_postfix_str(f"panel {','.join(map(str, chunk))} of {len(self.story.panels)}")
                 t0 = time.perf_counter()
                 latents = denoise(c, [jobs[n] for n in chunk], self.sampling, run, write=write,
-                                  on_step=lambda _: bar.update(len(chunk)))
+                                  on_step=lambda _: self._step(bar, chunk))
                 rendered = [n for n in chunk if n in render]
                 images = decode(c, latents[[chunk.index(n) for n in rendered]]) if rendered else []
                 for n, image in zip(rendered, images, strict=True):
@@ -201,6 +204,11 @@ class StoryRun:
         report.seconds = time.perf_counter() - start
         report.info = self._write_summary(report, timings, run)
         return report
+
+    def _step(self, bar: tqdm, chunk: list[int]) -> None:
+        bar.update(len(chunk))
+        if self.options.on_step is not None:
+            self.options.on_step(tuple(chunk), bar.n, bar.total)
 
     def _save_panel(self, n: int, image: Image.Image) -> None:
         p = self.inputs[n]
