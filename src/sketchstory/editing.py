@@ -144,8 +144,8 @@ def _check_box(box: Box, size: tuple[int, int]) -> Box:
 def _skeleton(ink: np.ndarray) -> np.ndarray:
     """Morphological (Lantuéjoul) skeleton: what each erosion step leaves that an opening removes."""
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    remaining = ink.astype(np.uint8)
-    skeleton = np.zeros_like(remaining)
+    remaining: np.ndarray = ink.astype(np.uint8)
+    skeleton: np.ndarray = np.zeros_like(remaining)
     while remaining.any():
         eroded = cv2.erode(remaining, cross)
         skeleton |= remaining - cv2.dilate(eroded, cross)

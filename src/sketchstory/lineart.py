@@ -69,7 +69,7 @@ def adaptive_ink(
     scale = _scale(lightness)
     blur = 1.0 * scale if blur is None else blur
     block = (max(3, round(71 * scale)) | 1) if block is None else block
-    gray = np.clip(np.rint(lightness * 255.0), 0, 255).astype(np.uint8)
+    gray: np.ndarray = np.clip(np.rint(lightness * 255.0), 0, 255).astype(np.uint8)
     gray = cv2.GaussianBlur(gray, (0, 0), blur)
     binary = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, offset)
     return binary == 0
