@@ -109,6 +109,18 @@ def test_fits_and_pads_without_distortion(shape: tuple[int, int]):
     assert (bands == 255).all() and bands.size > 0
 
 
+def test_hairlines_stay_dark_when_the_picture_is_shrunk():
+    page = np.full((512, 512), 255, np.uint8)
+    cv2.line(page, (40, 100), (470, 420), 0, 1)
+    sketch = np.asarray(normalize_sketch(Image.fromarray(page), (128, 128)))
+    columns = np.arange(12, 116)
+    ink_per_column = (255 - sketch[:, columns].astype(int)).sum(axis=0) / 255
+    assert (ink_per_column >= 0.9).all(), "about one pixel's worth of ink all along the line"
+    assert (sketch[:, columns].min(axis=0) <= 128).all()
+    edges = np.asarray(canny_condition(Image.fromarray(sketch)))[..., 0] > 0
+    assert edges[:, columns].any(axis=0).all(), "Canny sees the line all along"
+
+
 @pytest.mark.parametrize(
     "picture",
     [

@@ -93,8 +93,14 @@ def normalize_sketch(image: Image.Image, size: tuple[int, int]) -> Image.Image:
         raise SketchError(
             "the picture has no lines: it looks blank or is only noise; upload a drawing with visible strokes"
         )
-    page = Image.fromarray(np.where(ink, 0, 255).astype(np.uint8), mode="L")
-    return fit_to_frame(page, (width, height))
+    page = np.asarray(fit_to_frame(Image.fromarray(np.where(ink, 0, 255).astype(np.uint8), mode="L"), (width, height)))
+    shrink = min(width / ink.shape[1], height / ink.shape[0])
+    if shrink < 1:
+        # Area averaging turns lines thinner than a target pixel into faint grey, which Canny and the
+        # subject mask miss; darkening by the shrink factor keeps every line about a pixel of ink.
+        darkness = np.minimum(255.0, (255.0 - page) / shrink)
+        page = np.rint(255.0 - darkness).astype(np.uint8)
+    return Image.fromarray(page, mode="L")
 
 
 def fit_to_frame(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -136,7 +142,8 @@ def sketch_foreground_mask(sketch: Image.Image, size: tuple[int, int]) -> np.nda
     keeps the whole subject. Used to restrict MAGA memory sharing to the drawn subject.
     """
     width, height = _check_size(size)
-    ink = (np.asarray(sketch.convert("L")) < 128).astype(np.uint8)
+    # Anything clearly darker than white paper is drawing, including hairlines shrunk to light grey.
+    ink = (np.asarray(sketch.convert("L")) < 224).astype(np.uint8)
     if not ink.any():
         raise SketchError("the sketch has no lines, so it has no subject region; draw or upload a sketch first")
     margin = max(1, round(0.02 * math.hypot(*ink.shape)))
