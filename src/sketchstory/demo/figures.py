@@ -70,7 +70,7 @@ def wizard(p: Painter, f: Frame, pose: str, col: Mapping[str, RGB], lab: Mapping
     p.ellipse(f(0.0, -0.74), f.axes(0.09, 0.09), SKIN, lab["figure"])
     p.polygon(f.pts((-0.05, -0.71), (0.09, -0.71), (0.03, -0.56)), BEARD, lab["figure"])
     p.dot(f(0.045, -0.765), f.w(0.014))
-    p.polygon(f.pts((-0.17, -0.79), (0.16, -0.79), (-0.04, -1.0)), col["hat"], lab["hat"])
+    p.polygon(f.pts((-0.20, -0.77), (0.19, -0.77), (-0.03, -1.0)), col["hat"], lab["hat"])
 
 
 def knight(p: Painter, f: Frame, pose: str, col: Mapping[str, RGB], lab: Mapping[str, int]) -> None:
@@ -98,14 +98,14 @@ def cat(p: Painter, f: Frame, pose: str, col: Mapping[str, RGB], lab: Mapping[st
     paw_y = -0.62 if pose == "jumping" else -0.30
     for side in (-1, 1):
         p.ellipse(f(side * 0.17, paw_y), f.axes(0.05, 0.045), fur, body)
-    p.polygon(f.pts((0.02, -0.50), (0.16, -0.50), (0.18, -0.26), (0.04, -0.26)), col["scarf"], lab["scarf"])
-    p.polygon(f.pts((-0.19, -0.60), (0.19, -0.60), (0.18, -0.45), (-0.18, -0.45)), col["scarf"], lab["scarf"])
+    p.polygon(f.pts((0.0, -0.50), (0.17, -0.50), (0.19, -0.24), (0.02, -0.24)), col["scarf"], lab["scarf"])
+    p.polygon(f.pts((-0.20, -0.62), (0.20, -0.62), (0.19, -0.44), (-0.19, -0.44)), col["scarf"], lab["scarf"])
     for side in (-1, 1):
         p.polygon(f.pts((side * 0.16, -0.70), (side * 0.04, -0.80), (side * 0.15, -0.90)), fur, body)
     p.ellipse(f(0.0, -0.69), f.axes(0.18, 0.14), fur, body)
     for side in (-1, 1):
         p.dot(f(side * 0.06 + 0.03, -0.71), f.w(0.018))
-    p.polygon(f.pts((-0.11, -0.78), (0.15, -0.78), (0.04, -1.0)), col["hat"], lab["hat"])
+    p.polygon(f.pts((-0.17, -0.74), (0.21, -0.74), (0.04, -1.0)), col["hat"], lab["hat"])
 
 
 def robot(p: Painter, f: Frame, pose: str, col: Mapping[str, RGB], lab: Mapping[str, int]) -> None:

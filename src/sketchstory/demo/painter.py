@@ -21,8 +21,8 @@ RGB = tuple[int, int, int]
 BACKGROUND = 0
 OUTLINE = 255
 _INK: RGB = (25, 25, 30)
-# A part counts as visible at a pixel when at least this share of the pixel's subpixels shows it.
-_MASK_COVERAGE = 0.75
+# A pixel belongs to a part only when all its subpixels show the part: no ink or neighbour blended in.
+_MASK_COVERAGE = 1.0
 
 
 class Painter:
@@ -78,8 +78,8 @@ class Painter:
         cv2.polylines(self.image, [px], False, colour, w, cv2.LINE_AA)
         cv2.polylines(self.sketch, [px], False, 0, w + 2 * t, cv2.LINE_AA)
         cv2.polylines(self.sketch, [px], False, 255, w, cv2.LINE_AA)
-        cv2.polylines(self.labels, [px], False, OUTLINE, w + 2 * t, cv2.LINE_8)
-        cv2.polylines(self.labels, [px], False, label, w, cv2.LINE_8)
+        cv2.polylines(self.labels, [px], False, OUTLINE, w + 2 * t + 2, cv2.LINE_8)
+        cv2.polylines(self.labels, [px], False, label, max(1, w - 2), cv2.LINE_8)
 
     def line(self, pts: Sequence[Point], closed: bool = False) -> None:
         """A bare ink line (waves, visor slit, mouth) in image and sketch."""
@@ -97,12 +97,13 @@ class Painter:
     def _outline(self, draw: Callable[[np.ndarray, RGB | int, int, int], object]) -> None:
         """Run one cv2 line call (canvas, colour, thickness, line type) on all three layers.
 
-        Labels are drawn without anti-aliasing: blended values would be other parts' labels.
+        Labels are drawn without anti-aliasing (blended values would be other parts' labels) and
+        wider, covering the anti-aliased fringe, so part masks hold only unblended colour.
         """
         t = self.thickness
         draw(self.image, _INK, t, cv2.LINE_AA)
         draw(self.sketch, 0, t, cv2.LINE_AA)
-        draw(self.labels, OUTLINE, t, cv2.LINE_8)
+        draw(self.labels, OUTLINE, t + 2, cv2.LINE_8)
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
         """The image (HxWx3 RGB uint8) and sketch (HxW uint8, dark lines on white) at output size."""

@@ -24,8 +24,8 @@ COLOURS: dict[str, RGB] = {
     "red": (215, 40, 40),
     "yellow": (245, 215, 40),
     "green": (45, 160, 70),
-    "blue": (45, 80, 215),
-    "purple": (140, 55, 185),
+    "blue": (40, 90, 230),
+    "purple": (175, 50, 185),
     "white": (240, 240, 240),
 }
 KINDS: tuple[str, ...] = tuple(FIGURES)
