@@ -23,11 +23,11 @@ class CliError(Exception):
         self.code = code
 
 
-def _panel_list(text: str) -> frozenset[int]:
+def _int_list(text: str) -> list[int]:
     try:
-        return frozenset(int(x) for x in text.split(",") if x.strip())
+        return sorted({int(x) for x in text.split(",") if x.strip()})
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give panel indices like 0,2,3") from None
+        raise argparse.ArgumentTypeError(f"{text!r}: give numbers separated by commas, like 0,2,3") from None
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -95,7 +95,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from sketchstory.story import load_story
 
     story = apply_settings_args(load_story(args.story), args)
-    options = RunOptions(resume=args.resume, only=args.only, keep_memory=args.keep_memory, device=args.device,
+    options = RunOptions(resume=args.resume, only=frozenset(args.only) if args.only else None, keep_memory=args.keep_memory, device=args.device,
                          progress=not args.quiet)
     report = generate(story, args.story.parent, args.out, options)
     print(f"{len(report.rendered)} panel(s) rendered, {len(report.reused)} kept, "
@@ -121,6 +121,34 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from sketchstory.bench.scaling import SCENARIOS, run_bench, table, write_results
+    from sketchstory.models import default_device
+
+    device, dtype = default_device(args.device)
+    if args.quick:
+        args.size, args.steps, args.panels = 64, 2, [1, 2, 4]
+    panels = args.panels + ([16] if args.long else [])
+    scenarios = tuple(s for s in SCENARIOS if not args.quick or s.name in ("plain", "maga", "maga-all"))
+    print(f"building {args.arch} with random weights on {device} ...", flush=True)
+    if args.arch == "sd15":
+        from sketchstory.bench.architectures import sd15_components
+
+        components = sd15_components(device, dtype)
+    else:
+        from sketchstory.tiny import tiny_components
+
+        components = tiny_components(device, dtype)
+    with torch.inference_mode():
+        result = run_bench(components, panels, args.size, args.steps, scenarios)
+    write_results(result, args.out)
+    print(table(result))
+    print(f"written: {args.out / 'bench.json'}, {args.out / 'bench.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sketchstory", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"sketchstory {__version__}")
@@ -131,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("story", type=Path, help="story file (JSON)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="keep finished panels whose inputs did not change")
-    p.add_argument("--only", type=_panel_list, metavar="I,J", help="regenerate only these panels (0-based)")
+    p.add_argument("--only", type=_int_list, metavar="I,J", help="regenerate only these panels (0-based)")
     p.add_argument("--keep-memory", action="store_true",
                    help="save MAGA memory per panel so later --only/--resume runs need not recompute it")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
@@ -142,6 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate a story file and its sketches")
     p.add_argument("story", type=Path)
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("bench", help="time and memory vs number of panels: plain ControlNet vs MAGA modes/policies")
+    p.add_argument("--arch", choices=["sd15", "tiny"], default="sd15",
+                   help="sd15: the full SD1.5 + ControlNet architecture with random weights (default)")
+    p.add_argument("--size", type=int, default=128, help="image size (default 128 on CPU; use 512 on a GPU)")
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--panels", type=_int_list, default=[1, 2, 4, 8], metavar="N,M",
+                   help="story lengths to measure (default 1,2,4,8)")
+    p.add_argument("--long", action="store_true", help="also measure 16 panels")
+    p.add_argument("--quick", action="store_true", help="64 px, 2 steps, 1/2/4 panels, 3 scenarios: about a minute")
+    p.add_argument("--device")
+    p.add_argument("-o", "--out", type=Path, default=Path("out/bench"))
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("models", help="list the named models")
     p.set_defaults(func=cmd_models)

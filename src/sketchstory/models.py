@@ -106,40 +106,71 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _explain(source: str, what: str, err: Exception) -> ModelLoadError:
+def _explain(source: str, what: str, err: Exception | None) -> ModelLoadError:
     if Path(source).exists():
         return ModelLoadError(f"could not load the {what} from {source}: {err}. Check that it is a diffusers "
                               "folder (with model_index.json or the component subfolders) or a .safetensors checkpoint.")
-    if source.endswith((".safetensors", ".ckpt")) or source.startswith((".", "/", "~")) or source.count("/") != 1:
-        return ModelLoadError(f"{what} not found: {source} does not exist. Pass an existing folder or file.")
+    reason = "HF_HUB_OFFLINE is set" if err is None else f"no network: {type(err).__name__}"
     return ModelLoadError(
         f"the {what} '{source}' is not in the local Hugging Face cache and cannot be downloaded here "
-        f"({'HF_HUB_OFFLINE is set' if _offline() else 'no network'}). On a machine with internet run "
+        f"({reason}). On a machine with internet run "
         f"`huggingface-cli download {source} --local-dir DIR`, copy DIR here, and pass it with "
         f"{'--controlnet' if what == 'ControlNet' else '--model'} DIR (or use --model demo to try the bundled model)."
     )
 
 
+# What a diffusers repo needs for inference: configs, tokenizer, safetensors weights (not .ckpt/.bin).
+PIPELINE_FILES = ["*.json", "*.txt", "tokenizer/*", "*.safetensors"]
+
+
+def fetch(source: str, what: str = "model", patterns: list[str] | None = None) -> str:
+    """A local path for ``source``: itself if it exists, else the hub snapshot (cached or downloaded).
+
+    Checks the hub once with a short timeout before downloading, so a machine without network
+    gets the explanation at once instead of after minutes of retries.
+    """
+    if Path(source).expanduser().exists():
+        return str(Path(source).expanduser())
+    if source.endswith((".safetensors", ".ckpt")) or source.startswith((".", "/", "~")) or source.count("/") != 1:
+        raise ModelLoadError(f"{what} not found: {source} does not exist. Pass an existing folder or file.")
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+
+    patterns = patterns or PIPELINE_FILES
+    try:
+        return snapshot_download(source, allow_patterns=patterns, local_files_only=True)
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        pass
+    if _offline():
+        raise _explain(source, what, None)
+    try:
+        HfApi().model_info(source, timeout=10)
+    except RepositoryNotFoundError:
+        raise ModelLoadError(f"there is no {what} '{source}' on the Hugging Face hub (or it is private): "
+                             "check the id, or pass a local folder or .safetensors file") from None
+    except Exception as err:  # any network failure: DNS, refused, timeout, proxy
+        raise _explain(source, what, err) from None
+    return snapshot_download(source, allow_patterns=patterns)
+
+
 def _load_base(source: str, dtype: torch.dtype) -> tuple:
-    path = Path(source)
-    kw = {"torch_dtype": dtype, "local_files_only": _offline()}
-    if path.is_file():
+    if Path(source).is_file():
         from diffusers import StableDiffusionPipeline
 
-        pipe = StableDiffusionPipeline.from_single_file(str(path), **kw)
+        pipe = StableDiffusionPipeline.from_single_file(source, torch_dtype=dtype, local_files_only=_offline())
         return pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae, pipe.scheduler.config
-    tok = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", local_files_only=kw["local_files_only"])
-    te = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **kw)
-    unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", **kw)
-    vae = AutoencoderKL.from_pretrained(source, subfolder="vae", **kw)
-    sched = DDIMScheduler.load_config(source, subfolder="scheduler", local_files_only=kw["local_files_only"])
+    tok = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer")
+    te = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", torch_dtype=dtype)
+    unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=dtype)
+    vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=dtype)
+    sched = DDIMScheduler.load_config(source, subfolder="scheduler")
     return tok, te, unet, vae, sched
 
 
 def _load_controlnet(source: str, dtype: torch.dtype) -> ControlNetModel:
     if Path(source).is_file():
         return ControlNetModel.from_single_file(source, torch_dtype=dtype, local_files_only=_offline())
-    return ControlNetModel.from_pretrained(source, torch_dtype=dtype, local_files_only=_offline())
+    return ControlNetModel.from_pretrained(source, torch_dtype=dtype)
 
 
 def load(spec: ModelSpec, device: str | None = None, *, with_controlnet: bool = True) -> Components:
@@ -152,16 +183,18 @@ def load(spec: ModelSpec, device: str | None = None, *, with_controlnet: bool = 
     if spec.name == "demo" and not (DEMO_DIR / "unet").is_dir():
         raise ModelLoadError(f"the demo model's weights are missing from {DEMO_DIR}: reinstall sketchstory, "
                              "or train them with `python -m sketchstory.demo.train`")
+    base = fetch(spec.base, "base model")
     try:
-        tok, te, unet, vae, sched = _load_base(spec.base, dtype)
-    except (OSError, ValueError, EnvironmentError) as err:
-        raise _explain(spec.base, "base model", err) from None
+        tok, te, unet, vae, sched = _load_base(base, dtype)
+    except (OSError, ValueError) as err:
+        raise _explain(base, "base model", err) from None
     controlnet = None
     if with_controlnet and spec.controlnet:
+        source = fetch(spec.controlnet, "ControlNet", ["*.json", "*.safetensors"])
         try:
-            controlnet = _load_controlnet(spec.controlnet, dtype)
+            controlnet = _load_controlnet(source, dtype)
         except (OSError, ValueError) as err:
-            raise _explain(spec.controlnet, "ControlNet", err) from None
+            raise _explain(source, "ControlNet", err) from None
     for module in (te, unet, vae, controlnet):
         if module is not None:
             module.to(dev).eval().requires_grad_(False)

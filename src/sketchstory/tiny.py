@@ -71,6 +71,8 @@ def tiny_components(device: torch.device, dtype: torch.dtype, *, with_controlnet
     modules = [tiny_text_encoder(), tiny_unet(), tiny_vae(), tiny_controlnet() if with_controlnet else None]
     for m in modules:
         if m is not None:
-            m.to(device=device, dtype=None if dtype == torch.float32 else dtype).eval().requires_grad_(False)
+            m.to(device).eval().requires_grad_(False)
+            if dtype != torch.float32:
+                m.to(dtype)
     te, unet, vae, cn = modules
     return Components(clip_tokenizer(), te, unet, vae, cn, tiny_scheduler_config(), device, dtype, REGISTRY["tiny"])

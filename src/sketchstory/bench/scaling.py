@@ -1,0 +1,118 @@
+"""How time and memory grow with the number of panels: plain ControlNet vs MAGA, per mode and policy.
+
+Every number comes from one process and one set of random weights, through the same runner a
+user's ``generate`` goes through (decode and PNG writes included), so ratios between rows are
+meaningful even on a busy machine; absolute seconds are not comparable across machines.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sketchstory.atomic import atomic_write_text
+from sketchstory.demo import world
+from sketchstory.demo.stories import write_story_folder
+from sketchstory.models import Components
+from sketchstory.pipeline.runner import RunOptions, generate
+from sketchstory.provenance import versions
+from sketchstory.story import parse_story
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    maga: dict  # overrides of settings.maga
+    mode: str = "sequential"
+    chunk_size: int = 0
+
+
+SCENARIOS = (
+    Scenario("plain", {"enabled": False}),
+    Scenario("maga", {}),  # the defaults: anchors:0+window:2
+    Scenario("maga-batched", {}, "batched", 4),
+    Scenario("maga-budget", {"token_budget": 64}),
+    Scenario("maga-all", {"memory": "all"}),  # the thesis
+)
+
+
+def bench_story(folder: Path, n_panels: int, size: int, steps: int, scenario: Scenario):
+    """A world story of ``n_panels`` panels with the scenario's settings."""
+    path = write_story_folder(folder, world.make_story(3, n_panels, size=size), title="bench")
+    doc = json.loads(path.read_text())
+    doc["settings"] = {"model": "bench", "width": size, "height": size, "steps": steps, "guidance_scale": 7.5,
+                       "mode": scenario.mode, "chunk_size": scenario.chunk_size, "maga": scenario.maga}
+    return parse_story(doc, str(path)), path.parent
+
+
+def measure(components: Components, n_panels: int, size: int, steps: int, scenario: Scenario) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        story, story_dir = bench_story(Path(tmp) / "story", n_panels, size, steps, scenario)
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        report = generate(story, story_dir, Path(tmp) / "out", RunOptions(progress=False), components)
+        seconds = time.perf_counter() - t0
+    info = report.info
+    return {
+        "scenario": scenario.name, "panels": n_panels, "seconds": round(seconds, 3),
+        "seconds_per_panel": round(seconds / n_panels, 3),
+        "memory_bank_peak_bytes": info["memory_bank_peak_bytes"],
+        "peak_cuda_bytes": info["peak_cuda_bytes"],
+    }
+
+
+def run_bench(components: Components, panel_counts: list[int], size: int, steps: int,
+              scenarios: tuple[Scenario, ...] = SCENARIOS, log=print) -> dict:
+    rows = []
+    for n in panel_counts:
+        for sc in scenarios:
+            rows.append(measure(components, n, size, steps, sc))
+            r = rows[-1]
+            log(f"{sc.name:13} N={n:2d}  {r['seconds']:8.2f} s  {r['seconds_per_panel']:7.2f} s/panel  "
+                f"bank peak {r['memory_bank_peak_bytes'] / 2**20:8.2f} MiB")
+    return {"rows": rows, "ratios": ratios(rows, panel_counts), "size": size, "steps": steps,
+            "device": str(components.device), "dtype": str(components.dtype), "model": components.spec.name,
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "versions": versions()}
+
+
+def ratios(rows: list[dict], panel_counts: list[int]) -> dict:
+    """The targets of issue 9: linear growth, small MAGA overhead, bounded memory."""
+    at = {(r["scenario"], r["panels"]): r for r in rows}
+    out: dict[str, float] = {}
+    top = max(panel_counts)
+    half = top // 2
+    for sc in {r["scenario"] for r in rows}:
+        if (sc, half) in at and half:
+            out[f"{sc}: time N={top} / N={half}"] = round(at[(sc, top)]["seconds"] / at[(sc, half)]["seconds"], 3)
+        if sc != "plain" and ("plain", top) in at:
+            out[f"{sc}: per-panel time / plain at N={top}"] = round(
+                at[(sc, top)]["seconds_per_panel"] / at[("plain", top)]["seconds_per_panel"], 3)
+        banks = [at[(sc, n)]["memory_bank_peak_bytes"] for n in panel_counts if (sc, n) in at and n >= 4]
+        if len(banks) >= 2 and banks[0]:
+            out[f"{sc}: bank peak N={top} / N=4"] = round(banks[-1] / banks[0], 3)
+    return dict(sorted(out.items()))
+
+
+def table(result: dict) -> str:
+    lines = [f"sketchstory bench: {result['model']} on {result['device']} ({result['dtype']}), "
+             f"{result['size']}x{result['size']}, {result['steps']} steps", "",
+             "| scenario | panels | seconds | s/panel | memory bank peak (MiB) |", "|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['scenario']} | {r['panels']} | {r['seconds']:.2f} | {r['seconds_per_panel']:.2f} | "
+                     f"{r['memory_bank_peak_bytes'] / 2**20:.2f} |")
+    lines += ["", "| ratio | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in result["ratios"].items()]
+    lines.append(f"\npeak process memory: {result['peak_rss_bytes'] / 2**30:.2f} GiB")
+    return "\n".join(lines)
+
+
+def write_results(result: dict, out: Path) -> None:
+    atomic_write_text(out / "bench.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out / "bench.md", table(result) + "\n")
+
