@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import resource
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,6 +86,17 @@ def maga_config(story: Story) -> MAGAConfig:
     )
 
 
+def check_writable(out: Path) -> None:
+    """Fail before any model work if the output folder cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check."):
+            pass
+    except OSError as e:
+        raise OSError(e.errno, f"output folder {out} is not writable ({e.strerror}); choose another with -o",
+                      str(out)) from None
+
+
 def fingerprints(story: Story, inputs: list[PanelInputs], policy: MemoryPolicy) -> list[str]:
     settings = story.settings.model_dump(mode="json", exclude={"mode", "chunk_size"})
     out: list[str] = []
@@ -102,6 +114,8 @@ class StoryRun:
     def __init__(self, story: Story, story_dir: Path, out: Path, options: RunOptions,
                  components: Components | None = None) -> None:
         self.story, self.out, self.options = story, Path(out), options
+        check_writable(self.out)
+        self.steps_done = 0
         self.components = components or load(resolve_spec(story.settings.model, story.settings.controlnet),
                                               options.device)
         self.sampling = sampling_of(story)
@@ -207,8 +221,9 @@ class StoryRun:
 
     def _step(self, bar: tqdm, chunk: list[int]) -> None:
         bar.update(len(chunk))
+        self.steps_done += len(chunk)  # tqdm does not count when disabled
         if self.options.on_step is not None:
-            self.options.on_step(tuple(chunk), bar.n, bar.total)
+            self.options.on_step(tuple(chunk), self.steps_done, bar.total)
 
     def _save_panel(self, n: int, image: Image.Image) -> None:
         p = self.inputs[n]
