@@ -96,7 +96,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     story = apply_settings_args(load_story(args.story), args)
     options = RunOptions(resume=args.resume, only=frozenset(args.only) if args.only else None, keep_memory=args.keep_memory, device=args.device,
-                         progress=not args.quiet)
+                         offload=args.offload, progress=not args.quiet)
     report = generate(story, args.story.parent, args.out, options)
     print(f"{len(report.rendered)} panel(s) rendered, {len(report.reused)} kept, "
           f"{len(report.recomputed)} recomputed for memory, in {report.seconds:.1f} s -> {args.out}")
@@ -150,7 +150,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sketchstory", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="sketchstory",
+        description="Consistent comics and storyboards from sketches: SD1.5 + Canny ControlNet + MAGA memory.",
+        epilog="Exit codes: 0 ok, 2 bad input, 3 model cannot be loaded, 4 output not writable, 130 interrupted.",
+    )
     parser.add_argument("--version", action="version", version=f"sketchstory {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -163,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-memory", action="store_true",
                    help="save MAGA memory per panel so later --only/--resume runs need not recompute it")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--offload", action="store_true", help="CUDA: keep models in CPU memory until used (less VRAM)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_settings_args(p)
     p.set_defaults(func=cmd_generate)

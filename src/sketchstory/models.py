@@ -173,8 +173,13 @@ def _load_controlnet(source: str, dtype: torch.dtype) -> ControlNetModel:
     return ControlNetModel.from_pretrained(source, torch_dtype=dtype)
 
 
-def load(spec: ModelSpec, device: str | None = None, *, with_controlnet: bool = True) -> Components:
-    """Load a spec's components onto the device, in eval mode; raise ``ModelLoadError`` on failure."""
+def load(spec: ModelSpec, device: str | None = None, *, with_controlnet: bool = True,
+         offload: bool = False) -> Components:
+    """Load a spec's components onto the device, in eval mode; raise ``ModelLoadError`` on failure.
+
+    ``offload`` (CUDA only) keeps each model in CPU memory until it runs, with accelerate's hooks:
+    about 2.5 GB less GPU memory for SD1.5, at the cost of host-device copies every step.
+    """
     dev, dtype = default_device(device)
     if spec.base == "tiny":
         from sketchstory.tiny import tiny_components
@@ -195,7 +200,14 @@ def load(spec: ModelSpec, device: str | None = None, *, with_controlnet: bool = 
             controlnet = _load_controlnet(source, dtype)
         except (OSError, ValueError) as err:
             raise _explain(source, "ControlNet", err) from None
-    for module in (te, unet, vae, controlnet):
-        if module is not None:
-            module.to(dev).eval().requires_grad_(False)
+    modules = [m.eval().requires_grad_(False) for m in (te, controlnet, unet, vae) if m is not None]
+    if offload and dev.type == "cuda":
+        from accelerate import cpu_offload_with_hook
+
+        hook = None
+        for module in modules:  # in the order they run, so each hook offloads the previous model
+            _, hook = cpu_offload_with_hook(module, dev, prev_module_hook=hook)
+    else:
+        for module in modules:
+            module.to(dev)
     return Components(tok, te, unet, vae, controlnet, dict(sched), dev, dtype, spec)

@@ -49,6 +49,7 @@ class RunOptions:
     only: frozenset[int] | None = None  # regenerate just these panels (incremental)
     keep_memory: bool = False  # save each panel's MAGA memory for later incremental runs
     device: str | None = None
+    offload: bool = False  # CUDA: keep models in CPU memory until they run
     progress: bool = True  # a tqdm bar on stderr
     # Called after every denoising step with (panels being denoised, steps done, steps in all).
     on_step: Callable[[tuple[int, ...], int, int], None] | None = None
@@ -117,7 +118,7 @@ class StoryRun:
         check_writable(self.out)
         self.steps_done = 0
         self.components = components or load(resolve_spec(story.settings.model, story.settings.controlnet),
-                                              options.device)
+                                              options.device, offload=options.offload)
         self.sampling = sampling_of(story)
         self.inputs = prepare_inputs(story, story_dir, self.components.vae_scale)
         self.config = maga_config(story)
