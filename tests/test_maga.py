@@ -146,3 +146,23 @@ def test_memory_bytes_follow_policy_and_budget(tiny):
     assert peak_window == 2 * full and kept == {3}  # bounded whatever the story length
     budget, _, _ = sizes[("window:1", 5)]
     assert budget < full / 10  # 5 of 16..256 tokens per layer
+
+
+def test_layer_shapes_predict_the_bank_and_a_byte_cap_holds(tiny):
+    from sketchstory.attention.budget import fit_token_budget, layer_shapes, panel_bytes, retained_panels
+
+    shapes = layer_shapes(tiny.unet, (16, 16))
+    assert [s.tokens for s in shapes] == [256, 256, 64, 256, 256, 256]
+    jobs, conds = make_jobs(tiny, 3)
+    run = new_run(tiny, conds, memory="all", token_budget=20)
+    sequential(tiny, jobs, run)
+    steps = SAMPLING.steps - run.config.start_step
+    assert run.memory.nbytes(0) == panel_bytes(shapes, run.first_layer, steps, 2, 4, 20)
+    cap = 3 * panel_bytes(shapes, run.first_layer, steps, 2, 4, 50) - 1
+    budget = fit_token_budget(shapes, 8, steps, 2, 4, retained_panels(run.config.policy, 4), cap, None)
+    assert budget == 49  # the largest that fits under the cap
+    capped = new_run(tiny, conds, memory="all", token_budget=budget)
+    four = make_jobs(tiny, 4)[0]
+    for j in four:  # as the runner does: the last panel is read by no one, so it is not kept
+        denoise(tiny, [j], SAMPLING, capped, write=frozenset({j.index}) if j is not four[-1] else frozenset())
+    assert 0.9 * cap < capped.memory.peak_bytes <= cap

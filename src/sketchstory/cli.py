@@ -62,6 +62,7 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--maga-strength", type=float, dest="strength",
                    help="condition-aware weighting lambda (0 = plain shared attention)")
     m.add_argument("--token-budget", type=int, help="tokens shared per memory panel and layer (default: all)")
+    m.add_argument("--memory-budget-mb", type=float, help="cap on the memory bank; lowers the token budget to fit")
     m.add_argument("--subject-mask", action="store_true", default=None,
                    help="share only the sketched subject's tokens (keeps backgrounds from bleeding)")
 
@@ -80,7 +81,7 @@ def apply_settings_args(story, args: argparse.Namespace):
         s["width"], s["height"] = args.size
     if getattr(args, "no_maga", False):
         m["enabled"] = False
-    for key in ("start_layer", "strength", "token_budget", "subject_mask"):
+    for key in ("start_layer", "strength", "token_budget", "memory_budget_mb", "subject_mask"):
         if getattr(args, key, None) is not None:
             m[key] = getattr(args, key)
     if getattr(args, "memory", None) is not None:

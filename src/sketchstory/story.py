@@ -81,6 +81,8 @@ class MagaSettings(_Doc):
     strength: float = Field(default=0.0, ge=0.0, le=10.0)
     tau: float = Field(default=0.1, gt=0.0)
     token_budget: int | None = Field(default=None, ge=1)
+    # Cap on the memory bank; the token budget is lowered to fit (see attention/budget.py).
+    memory_budget_mb: float | None = Field(default=None, gt=0)
     subject_mask: bool = False
 
     @field_validator("start_step")

@@ -22,7 +22,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -30,6 +30,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from sketchstory.atomic import atomic_write_text
+from sketchstory.attention.budget import fit_token_budget, layer_shapes, retained_panels
 from sketchstory.attention.maga import MAGAConfig, MAGARun, install
 from sketchstory.attention.memory import MemoryBank
 from sketchstory.attention.policy import MemoryPolicy, parse_policy
@@ -121,9 +122,23 @@ class StoryRun:
                                               options.device, offload=options.offload)
         self.sampling = sampling_of(story)
         self.inputs = prepare_inputs(story, story_dir, self.components.vae_scale)
-        self.config = maga_config(story)
+        self.config = self._fit_memory_budget(maga_config(story))
         self.policy = self.config.policy
         self.prints = fingerprints(story, self.inputs, self.policy)
+
+    def _fit_memory_budget(self, config: MAGAConfig) -> MAGAConfig:
+        """Lower the token budget so the memory bank stays under ``maga.memory_budget_mb``."""
+        cap = self.story.settings.maga.memory_budget_mb
+        if cap is None or not self.story.settings.maga.enabled:
+            return config
+        s, c = self.sampling, self.components
+        shapes = layer_shapes(c.unet, (s.height // c.vae_scale, s.width // c.vae_scale))
+        budget = fit_token_budget(
+            shapes, config.start_layer, s.steps - config.start_step, 2 if s.guidance_scale > 1 else 1,
+            c.dtype.itemsize, retained_panels(config.policy, len(self.story.panels)), int(cap * 2**20),
+            config.token_budget,
+        )
+        return replace(config, token_budget=budget)
 
     # --- planning ---------------------------------------------------------------------------
 
@@ -249,7 +264,7 @@ class StoryRun:
         info = {
             "title": self.story.title, "model": self.components.spec.name, "device": str(self.components.device),
             "mode": self.story.settings.mode, "settings": self.story.settings.model_dump(mode="json"),
-            "maga_start_step": self.config.start_step, "maga_first_layer": run.first_layer,
+            "maga_start_step": self.config.start_step, "maga_token_budget": self.config.token_budget, "maga_first_layer": run.first_layer,
             "maga_calls": run.calls, "memory_bank_peak_bytes": run.memory.peak_bytes,
             "panels": [
                 {"index": n, "seed": self.inputs[n].seed, "file": str(panels[n].relative_to(self.out)),
