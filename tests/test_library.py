@@ -291,3 +291,11 @@ def test_shipped_prompts_files_are_valid():
     assert 950 <= len(objects) <= 1100 and len(set(map(str, objects))) == len(objects)
     assert len(jobs(thesis, "sdxl")) == 50 * 4 * 80 + len(objects)
     load_prompts(folder / "sample.json")
+
+
+def test_shipped_sample_library_resolves():
+    root = Path(__file__).parents[1] / "examples" / "library"
+    with Library.open(root) as library:
+        assert library.index.count(Filters(group="story")) == 36 and library.index.count(Filters(group="sundry")) == 8
+        hit = library.index.search("knight jumping")[0].entry
+    assert resolve(f"library:{hit.id}", root).is_file()

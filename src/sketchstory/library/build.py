@@ -18,7 +18,6 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from sketchstory.library.index import LibraryError
 from sketchstory.library.prompts import Job, PromptsFile, jobs
 from sketchstory.library.store import Library
 from sketchstory.provenance import read_png_meta
@@ -72,9 +71,7 @@ def build_library(library: Library, prompts: PromptsFile, model: str = "demo", *
 def sketch_size(side: int, native: int | None) -> int:
     """Square side of built sketches: the library's, or the model's if smaller (no blurry upscaling)."""
     target = min(side, native) if native else side
-    if target < 8:
-        raise LibraryError(f"sketch side {target} is too small: use --side 64 or more")
-    return target - target % 8  # stage 1 and the VAE work in multiples of 8
+    return max(8, target - target % 8)  # stage 1 and the VAE work in multiples of 8
 
 
 def _runs(pending: Sequence[Job]) -> Iterator[list[Job]]:

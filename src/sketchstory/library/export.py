@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sketchstory.atomic import atomic_path
 from sketchstory.library.index import Entry, LibraryError
-from sketchstory.library.store import INDEX_NAME, Library
+from sketchstory.library.store import Library
 
 
 def export(source: Library, entries: Sequence[Entry], dest: Path) -> int:
@@ -39,9 +39,6 @@ def export(source: Library, entries: Sequence[Entry], dest: Path) -> int:
 
 
 def _export_folder(source: Library, entries: Sequence[Entry], dest: Path) -> int:
-    if dest.exists() and any(dest.iterdir()) and not (dest / INDEX_NAME).is_file():
-        raise LibraryError(f"{dest} is a folder that is not empty and not a sketch library; export to a new "
-                           "folder, to an existing library, or to a .zip file")
     added = 0
     with Library.writer(dest, side=source.side) as out, out.index.db:
         for entry in entries:

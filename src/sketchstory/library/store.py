@@ -84,6 +84,11 @@ class Library:
     def writer(cls, root: Path, side: int = DEFAULT_SIDE) -> Iterator[Library]:
         """The library at ``root`` (created if absent) for writing, held by this process alone."""
         root = Path(root)
+        if root.is_dir() and any(root.iterdir()) and not (root / INDEX_NAME).is_file():
+            raise LibraryError(f"{root} is a folder that is not empty and not a sketch library; use a new folder "
+                               "or an existing library")
+        if side < 8:
+            raise LibraryError(f"sketch side {side} is too small: use 64 or more (512 is stage 2's size)")
         root.mkdir(parents=True, exist_ok=True)
         with _exclusive(root / ".writer.lock"):
             library = cls(root, Index(root / INDEX_NAME, create=True))
