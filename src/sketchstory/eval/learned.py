@@ -1,0 +1,84 @@
+"""Metrics with learned models: CLIP-T (prompt alignment), CLIP-I and DINO (identity consistency).
+
+Every model comes from a hub id or a local folder through ``sketchstory.models.fetch``, the one
+place that resolves sources and explains, offline, what to download and pass instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from PIL import Image
+from transformers import AutoImageProcessor, AutoModel, CLIPModel, CLIPProcessor
+
+from sketchstory.models import ModelLoadError, fetch
+
+CLIP_DEFAULT = "openai/clip-vit-base-patch32"
+DINO_DEFAULT = "facebook/dinov2-base"
+WEIGHT_FILES = ["*.json", "*.txt", "*.safetensors"]
+
+
+def _features(output: torch.Tensor | object) -> torch.Tensor:
+    # transformers 4 returns the projected features; 5 returns an output whose pooler is projected.
+    return output if isinstance(output, torch.Tensor) else output.pooler_output  # type: ignore[attr-defined]
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(x.float(), dim=-1)
+
+
+def mean_pairwise_similarity(embeddings: torch.Tensor) -> float | None:
+    """Mean cosine similarity over all pairs of rows (unit vectors); None for fewer than two."""
+    pairs = list(itertools.combinations(range(len(embeddings)), 2))
+    if not pairs:
+        return None
+    return float(sum(float(embeddings[i] @ embeddings[j]) for i, j in pairs) / len(pairs))
+
+
+class ClipScorer:
+    """CLIPModel + CLIPProcessor: unit image and text embeddings in CLIP's joint space."""
+
+    def __init__(self, source: str = CLIP_DEFAULT, device: str = "cpu") -> None:
+        path = fetch(source, "CLIP model", WEIGHT_FILES)
+        try:
+            self.model = CLIPModel.from_pretrained(path).eval()
+            self.processor = CLIPProcessor.from_pretrained(path)
+        except (OSError, ValueError) as err:
+            raise ModelLoadError(f"could not load the CLIP model from {path}: {err}. Pass a folder with a "
+                                 "CLIPModel (config.json, model.safetensors) and its processor files.") from None
+        torch.nn.Module.to(self.model, device)  # the base method: transformers' override confuses type checkers
+        self.source, self.device = source, device
+
+    @torch.inference_mode()
+    def images(self, images: list[Image.Image]) -> torch.Tensor:
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"].to(self.device)
+        return _unit(_features(self.model.get_image_features(pixel_values=pixels)))
+
+    @torch.inference_mode()
+    def texts(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.processor(text=texts, return_tensors="pt", padding=True, truncation=True,
+                                max_length=self.model.config.text_config.max_position_embeddings)
+        return _unit(_features(self.model.get_text_features(
+            input_ids=tokens["input_ids"].to(self.device), attention_mask=tokens["attention_mask"].to(self.device))))
+
+
+class DinoScorer:
+    """A DINO ViT (Dinov2Model, or ViTModel for DINO v1): the unit CLS embedding of each image."""
+
+    def __init__(self, source: str = DINO_DEFAULT, device: str = "cpu") -> None:
+        path = fetch(source, "DINO model", WEIGHT_FILES)
+        try:
+            self.model = AutoModel.from_pretrained(path).eval()
+            self.processor = AutoImageProcessor.from_pretrained(path)
+        except (OSError, ValueError) as err:
+            raise ModelLoadError(f"could not load the DINO model from {path}: {err}. Pass a folder with a "
+                                 "Dinov2Model or ViTModel (config.json, model.safetensors) and "
+                                 "preprocessor_config.json.") from None
+        torch.nn.Module.to(self.model, device)
+        self.source, self.device = source, device
+
+    @torch.inference_mode()
+    def images(self, images: list[Image.Image]) -> torch.Tensor:
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"].to(self.device)
+        return _unit(self.model(pixel_values=pixels).last_hidden_state[:, 0])
