@@ -1,0 +1,102 @@
+"""sketchstory sketch STORY: stage 1, K sketch candidates per panel, the first written back.
+
+Candidates go to OUT/panel_NN/cand_KK.png (OUT defaults to candidates/ beside the story, so the
+story can refer to them directly); a rerun writes panel_NN-2/ and so on, never over earlier
+candidates. The story file is updated after every panel, so an interrupted run keeps what it
+finished. Panels that already have a sketch are left alone unless --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _indices(text: str) -> list[int]:
+    try:
+        return sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give panel numbers separated by commas, like 0,2,3") from None
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, e.g. 1024x1024") from None
+    return w, h
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sketch", help="stage 1: generate sketch candidates for the panels and write the first into the story",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("story", type=Path, help="story file (JSON); updated in place")
+    p.add_argument("-o", "--out", type=Path, help="candidates folder (default: candidates/ beside the story)")
+    p.add_argument("-k", "--candidates", type=int, default=4, help="candidates per panel (default 4)")
+    p.add_argument("--model", help="sdxl (thesis), sd15, demo, tiny, a hub id, a local folder or a .safetensors "
+                                   "file (default: the story's model if demo/tiny, else sdxl)")
+    p.add_argument("--panels", type=_indices, metavar="I,J", help="only these panels (0-based)")
+    p.add_argument("--overwrite", action="store_true", help="also replace panels that already have a sketch")
+    p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+    p.add_argument("--template", help="prompt template with {prompt}, e.g. '{prompt}, ink line art'")
+    p.add_argument("--negative", help="negative prompt (default: the model's line-art negative prompt)")
+    p.add_argument("--size", type=_size, metavar="WxH", help="generation size (default: the model's native "
+                                                              "area in the story's aspect ratio)")
+    p.add_argument("--lines", default="xdog", metavar="METHOD",
+                   help="line extraction: xdog (default; clean, robust to noise) or adaptive (keeps fine hatching)")
+    p.add_argument("--keep-pictures", action="store_true", help="also save each raw generated picture")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sketch)
+
+
+def cmd_sketch(args: argparse.Namespace) -> int:
+    from sketchstory.lineart import METHODS
+    from sketchstory.panels import choose_candidate
+    from sketchstory.pipeline.stage1 import (
+        Candidate,
+        SketchOptions,
+        candidate_folder,
+        default_choice,
+        default_model,
+        sketch_story,
+    )
+    from sketchstory.story import StoryError, load_story, save_story
+
+    if args.lines not in METHODS:
+        raise ValueError(f"--lines {args.lines}: use one of {', '.join(METHODS)}")
+    story = load_story(args.story, check_files=False)
+    story_dir = args.story.parent
+    out = args.out if args.out is not None else story_dir / "candidates"
+    n = len(story.panels)
+    wanted = args.panels if args.panels is not None else list(range(n))
+    if bad := [i for i in wanted if not 0 <= i < n]:
+        raise StoryError([f"--panels {bad}: the story has panels 0..{n - 1}"], str(args.story))
+    todo = [i for i in wanted if args.overwrite or story.panels[i].sketch is None]
+    if skipped := [i for i in wanted if i not in todo]:
+        print(f"panel(s) {','.join(map(str, skipped))} already have a sketch; kept (use --overwrite to replace)")
+    if not todo:
+        return 0
+    folders = {i: candidate_folder(out, i) for i in todo}
+    model = args.model or default_model(story.settings.model)
+    options = SketchOptions(candidates=args.candidates, steps=args.steps, guidance=args.guidance,
+                            template=args.template, negative=args.negative, size=args.size, method=args.lines,
+                            keep_pictures=args.keep_pictures, progress=not args.quiet, device=args.device)
+    current = story
+
+    def write_back(i: int, candidates: list[Candidate]) -> None:
+        nonlocal current
+        choice = default_choice(candidates)
+        if choice is None:
+            print(f"panel {i}: every candidate came out blank; the panel keeps its sketch (try more --candidates, "
+                  "another --template, or draw one and `sketchstory story import-sketch`)")
+            return
+        current = choose_candidate(current, story_dir, i, choice.path)
+        save_story(current, args.story)
+        print(f"panel {i}: {len(candidates)} candidate(s) in {folders[i]}; using {current.panels[i].sketch}")
+
+    sketch_story(story, folders, model, options, on_panel=write_back)
+    print(f"story updated: {args.story} (pick another candidate with `sketchstory story choose STORY PANEL K`)")
+    return 0

@@ -1,0 +1,129 @@
+"""sketchstory story ACTION STORY ...: edit a story's panels and sketches from scripts.
+
+Each action loads the story, applies one operation of sketchstory.panels and saves the story in
+place. Sketch edits write a new file beside the old one (the original is never overwritten).
+Panel numbers are 0-based.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+from sketchstory.story import Story
+
+Action = Callable[[Story, Path, argparse.Namespace], Story]
+
+
+def _panels() -> ModuleType:
+    """:mod:`sketchstory.panels`, imported when an action runs, so ``sketchstory --help`` stays quick."""
+    import sketchstory.panels
+
+    return sketchstory.panels
+
+
+def _box(text: str) -> tuple[int, int, int, int]:
+    try:
+        left, top, right, bottom = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give LEFT,TOP,RIGHT,BOTTOM in pixels, e.g. 0,0,32,16") from None
+    return left, top, right, bottom
+
+
+def _order(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the old panel numbers in their new order, e.g. 2,0,1") from None
+
+
+def _candidate(text: str) -> int | Path:
+    return int(text) if text.isdigit() else Path(text)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    group = subparsers.add_parser("story", help="edit a story: choose/import/edit sketches, insert/delete/reorder panels",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, help_text: str, run: Action, panel: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("story", type=Path, help="story file (JSON); updated in place")
+        if panel:
+            p.add_argument("panel", type=int, help="panel number (0-based)")
+        p.set_defaults(func=lambda args: _apply(args, run))
+        return p
+
+    p = sub.add_parser("list", help="show the panels: prompt, seed, sketch")
+    p.add_argument("story", type=Path)
+    p.set_defaults(func=cmd_list)
+
+    p = action("import-sketch", "make a drawing (photo, scan, PNG) the panel's sketch, at the story's size",
+               lambda s, d, a: _panels().import_sketch(s, d, a.panel, a.image))
+    p.add_argument("image", type=Path, help="the drawing")
+    p = action("choose", "use another stage-1 candidate (its number) or a sketch file as the panel's sketch",
+               lambda s, d, a: _panels().choose_candidate(s, d, a.panel, a.candidate))
+    p.add_argument("candidate", type=_candidate, help="candidate number K (cand_KK.png), or a file")
+    p = action("flip", "mirror the panel's sketch left-right (or upside down)",
+               lambda s, d, a: _panels().edit_sketch(s, d, a.panel, "flip", axis=a.axis))
+    p.add_argument("--vertical", dest="axis", action="store_const", const="vertical", default="horizontal",
+                   help="flip upside down instead")
+    p = action("move", "move and/or scale the drawing inside the frame",
+               lambda s, d, a: _panels().edit_sketch(s, d, a.panel, "move", dx=a.dx, dy=a.dy, scale=a.scale))
+    p.add_argument("--dx", type=int, default=0, help="pixels to the right (negative: left)")
+    p.add_argument("--dy", type=int, default=0, help="pixels down (negative: up)")
+    p.add_argument("--scale", type=float, default=1.0, help="size factor about the drawing's centre")
+    p = action("crop", "keep a box of the sketch and scale it up to fill the frame",
+               lambda s, d, a: _panels().edit_sketch(s, d, a.panel, "crop", box=a.box))
+    p.add_argument("box", type=_box, help="LEFT,TOP,RIGHT,BOTTOM in pixels")
+    p = action("erase", "paint a box of the sketch white",
+               lambda s, d, a: _panels().edit_sketch(s, d, a.panel, "erase", box=a.box))
+    p.add_argument("box", type=_box, help="LEFT,TOP,RIGHT,BOTTOM in pixels")
+    p = action("thicken", "make lines thicker (negative: thinner) by PIXELS on each side",
+               lambda s, d, a: _panels().edit_sketch(s, d, a.panel, "thickness", pixels=a.pixels))
+    p.add_argument("pixels", type=int, help="e.g. 1 (thicker) or -1 (thinner)")
+    p = action("insert", "insert a new panel before position INDEX (the panel count appends)", _insert, panel=False)
+    p.add_argument("index", type=int, help="position of the new panel (0-based)")
+    p.add_argument("prompt", help="what the panel shows")
+    p.add_argument("--caption", help="caption under the panel")
+    p.add_argument("--seed", type=int, help="its seed (default: one no other panel uses)")
+    p.add_argument("--sketch", type=Path, help="a drawing to import as its sketch")
+    action("delete", "remove a panel (its sketch file stays on disk)",
+           lambda s, d, a: _panels().delete_panel(s, a.panel))
+    p = action("move-panel", "move a panel to another position, with its sketch and seed",
+               lambda s, d, a: _panels().move_panel(s, a.panel, a.to))
+    p.add_argument("to", type=int, help="its new position (0-based)")
+    p = action("reorder", "put all panels in a new order, with their sketches and seeds",
+               lambda s, d, a: _panels().reorder_panels(s, a.order), panel=False)
+    p.add_argument("order", type=_order, help="old panel numbers in the new order, e.g. 2,0,1")
+
+
+def _insert(story: Story, story_dir: Path, args: argparse.Namespace) -> Story:
+    from sketchstory.story import Panel
+
+    story = _panels().insert_panel(story, args.index, Panel(prompt=args.prompt, caption=args.caption, seed=args.seed))
+    return _panels().import_sketch(story, story_dir, args.index, args.sketch) if args.sketch else story
+
+
+def _apply(args: argparse.Namespace, run: Action) -> int:
+    from sketchstory.story import load_story, save_story
+
+    story = run(load_story(args.story, check_files=False), args.story.parent, args)
+    save_story(story, args.story)
+    _print_panels(story)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from sketchstory.story import load_story
+
+    _print_panels(load_story(args.story, check_files=False))
+    return 0
+
+
+def _print_panels(story: Story) -> None:
+    for i, panel in enumerate(story.panels):
+        print(f"{i:3d}  seed {story.panel_seed(i):<20} sketch {panel.sketch or '-':<36} {panel.prompt}")
+
