@@ -11,10 +11,12 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from sketchstory.story import Story
+if TYPE_CHECKING:  # pydantic is imported when an action runs, so `sketchstory --help` stays quick
+    from sketchstory.story import Story
 
-Action = Callable[[Story, Path, argparse.Namespace], Story]
+Action = Callable[["Story", Path, argparse.Namespace], "Story"]
 
 
 def _panels() -> ModuleType:
