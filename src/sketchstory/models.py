@@ -102,11 +102,11 @@ def resolve_spec(model: str, controlnet: str | None = None) -> ModelSpec:
     return replace(spec, controlnet=controlnet) if controlnet is not None else spec
 
 
-def _offline() -> bool:
+def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _explain(source: str, what: str, err: Exception | None) -> ModelLoadError:
+def explain_load_error(source: str, what: str, err: Exception | None) -> ModelLoadError:
     if Path(source).exists():
         return ModelLoadError(f"could not load the {what} from {source}: {err}. Check that it is a diffusers "
                               "folder (with model_index.json or the component subfolders) or a .safetensors checkpoint.")
@@ -119,8 +119,12 @@ def _explain(source: str, what: str, err: Exception | None) -> ModelLoadError:
     )
 
 
-# What a diffusers repo needs for inference: configs, tokenizer, safetensors weights (not .ckpt/.bin).
-PIPELINE_FILES = ["*.json", "*.txt", "tokenizer/*", "*.safetensors"]
+# Exactly what stage 2 loads from a diffusers SD1.5 repo: not the safety checker, the fp16/non-EMA
+# variants or the root checkpoints, which would add several GB to the download.
+PIPELINE_FILES = ["model_index.json", "scheduler/*.json", "tokenizer/*", "text_encoder/config.json",
+                  "text_encoder/model.safetensors", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+                  "vae/config.json", "vae/diffusion_pytorch_model.safetensors"]
+CONTROLNET_FILES = ["config.json", "diffusion_pytorch_model.safetensors"]
 
 
 def fetch(source: str, what: str = "model", patterns: list[str] | None = None) -> str:
@@ -141,15 +145,15 @@ def fetch(source: str, what: str = "model", patterns: list[str] | None = None) -
         return snapshot_download(source, allow_patterns=patterns, local_files_only=True)
     except (LocalEntryNotFoundError, OSError, ValueError):
         pass
-    if _offline():
-        raise _explain(source, what, None)
+    if hub_offline():
+        raise explain_load_error(source, what, None)
     try:
         HfApi().model_info(source, timeout=10)
     except RepositoryNotFoundError:
         raise ModelLoadError(f"there is no {what} '{source}' on the Hugging Face hub (or it is private): "
                              "check the id, or pass a local folder or .safetensors file") from None
     except Exception as err:  # any network failure: DNS, refused, timeout, proxy
-        raise _explain(source, what, err) from None
+        raise explain_load_error(source, what, err) from None
     return snapshot_download(source, allow_patterns=patterns)
 
 
@@ -157,7 +161,7 @@ def _load_base(source: str, dtype: torch.dtype) -> tuple:
     if Path(source).is_file():
         from diffusers import StableDiffusionPipeline
 
-        pipe = StableDiffusionPipeline.from_single_file(source, torch_dtype=dtype, local_files_only=_offline())
+        pipe = StableDiffusionPipeline.from_single_file(source, torch_dtype=dtype, local_files_only=hub_offline())
         return pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae, pipe.scheduler.config
     tok = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer")
     te = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", torch_dtype=dtype)
@@ -169,7 +173,7 @@ def _load_base(source: str, dtype: torch.dtype) -> tuple:
 
 def _load_controlnet(source: str, dtype: torch.dtype) -> ControlNetModel:
     if Path(source).is_file():
-        return ControlNetModel.from_single_file(source, torch_dtype=dtype, local_files_only=_offline())
+        return ControlNetModel.from_single_file(source, torch_dtype=dtype, local_files_only=hub_offline())
     return ControlNetModel.from_pretrained(source, torch_dtype=dtype)
 
 
@@ -192,14 +196,14 @@ def load(spec: ModelSpec, device: str | None = None, *, with_controlnet: bool = 
     try:
         tok, te, unet, vae, sched = _load_base(base, dtype)
     except (OSError, ValueError) as err:
-        raise _explain(base, "base model", err) from None
+        raise explain_load_error(base, "base model", err) from None
     controlnet = None
     if with_controlnet and spec.controlnet:
-        source = fetch(spec.controlnet, "ControlNet", ["*.json", "*.safetensors"])
+        source = fetch(spec.controlnet, "ControlNet", CONTROLNET_FILES)
         try:
             controlnet = _load_controlnet(source, dtype)
         except (OSError, ValueError) as err:
-            raise _explain(source, "ControlNet", err) from None
+            raise explain_load_error(source, "ControlNet", err) from None
     modules = [m.eval().requires_grad_(False) for m in (te, controlnet, unet, vae) if m is not None]
     if offload and dev.type == "cuda":
         from accelerate import cpu_offload_with_hook

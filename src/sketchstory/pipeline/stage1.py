@@ -35,8 +35,8 @@ from sketchstory.lineart import DEFAULT_METHOD, Method, extract_lines
 from sketchstory.models import (
     DEMO_DIR,
     ModelLoadError,
-    _explain,
-    _offline,
+    explain_load_error,
+    hub_offline,
     default_device,
     fetch,
 )
@@ -116,11 +116,11 @@ def detect_kind(path: Path) -> Kind:
                 keys = f.keys()  # safe_open is not a dict: keys() lists the tensor names
                 return "sdxl" if any(k.startswith("conditioner.embedders.1") for k in keys) else "sd15"
         except (OSError, ValueError, RuntimeError) as err:
-            raise _explain(str(path), "stage-1 model", err) from None
+            raise explain_load_error(str(path), "stage-1 model", err) from None
     try:
         config = json.loads((path / "model_index.json").read_text())
     except (OSError, ValueError) as err:
-        raise _explain(str(path), "stage-1 model", err) from None
+        raise explain_load_error(str(path), "stage-1 model", err) from None
     return "sdxl" if "XL" in str(config.get("_class_name", "")) else "sd15"
 
 
@@ -135,7 +135,7 @@ def load_pipeline(spec: SketchModelSpec, device: str | None = None) -> Pipeline:
                                  "or train them with `python -m sketchstory.demo.train`")
         path = Path(fetch(spec.source, "stage-1 model", PIPELINE_FILES))
         kind = spec.kind or detect_kind(path)
-        kw: dict = {"torch_dtype": dtype, "local_files_only": _offline()}
+        kw: dict = {"torch_dtype": dtype, "local_files_only": hub_offline()}
         if kind == "sd15":
             cls: type[Pipeline] = StableDiffusionPipeline
             # The safety checker is a second large model, and it blacks out pictures it misjudges.
@@ -146,7 +146,7 @@ def load_pipeline(spec: SketchModelSpec, device: str | None = None) -> Pipeline:
         try:
             pipe = cls.from_single_file(str(path), **kw) if path.is_file() else cls.from_pretrained(str(path), **kw)
         except (OSError, ValueError) as err:
-            raise _explain(str(path), "stage-1 model", err) from None
+            raise explain_load_error(str(path), "stage-1 model", err) from None
         pipe.to(dev)
     pipe.set_progress_bar_config(disable=True)
     return pipe
