@@ -101,3 +101,24 @@ def test_missing_sketch_is_reported_before_any_work(story_file: Path, tmp_path: 
     assert run_cli(story_file, tmp_path / "o") == 2
     assert "panels[1].sketch: file not found: sketches/01.png" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_library_sketch_references_resolve_and_fail_clearly(tmp_path: Path, capsys) -> None:
+    from sketchstory.library.importer import import_folder
+    from sketchstory.library.store import Library
+
+    (tmp_path / "drawings").mkdir()
+    write_story(tmp_path / "src", 1)
+    (tmp_path / "src" / "sketches" / "00.png").rename(tmp_path / "drawings" / "wizard.png")
+    with Library.writer(tmp_path / "lib") as lib:
+        entry = import_folder(lib, tmp_path / "drawings").added[0]
+    story = write_story(tmp_path / "s", 1, sketches=False)
+    doc = json.loads(story.read_text())
+    doc["panels"][0]["sketch"] = f"library:{entry.id}"
+    story.write_text(json.dumps(doc))
+    assert run_cli(story, tmp_path / "out", "--library", str(tmp_path / "lib")) == 0
+    assert (tmp_path / "out" / "conditions" / "panel_00_canny.png").exists()
+    doc["panels"][0]["sketch"] = "library:doesnotexist"
+    story.write_text(json.dumps(doc))
+    assert run_cli(story, tmp_path / "out2", "--library", str(tmp_path / "lib")) == 2
+    assert "panels[0].sketch" in capsys.readouterr().err

@@ -97,7 +97,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     story = apply_settings_args(load_story(args.story), args)
     options = RunOptions(resume=args.resume, only=frozenset(args.only) if args.only else None, keep_memory=args.keep_memory, device=args.device,
-                         offload=args.offload, progress=not args.quiet)
+                         offload=args.offload, library=args.library, progress=not args.quiet)
     report = generate(story, args.story.parent, args.out, options)
     print(f"{len(report.rendered)} panel(s) rendered, {len(report.reused)} kept, "
           f"{len(report.recomputed)} recomputed for memory, in {report.seconds:.1f} s -> {args.out}")
@@ -169,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save MAGA memory per panel so later --only/--resume runs need not recompute it")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--offload", action="store_true", help="CUDA: keep models in CPU memory until used (less VRAM)")
+    p.add_argument("--library", type=Path,
+                   help="sketch library for library:ID sketches (default: $SKETCHSTORY_LIBRARY or the user library)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_settings_args(p)
     p.set_defaults(func=cmd_generate)

@@ -23,14 +23,16 @@ class PanelInputs:
     mask: np.ndarray | None  # subject region at latent resolution (bool), for MAGA's subject mask
 
 
-def sketch_file(story_dir: Path, ref: str) -> Path:
-    """The file behind a panel's sketch reference (a path, or ``library:ID``)."""
+def sketch_file(story_dir: Path, ref: str, library: Path | None = None) -> Path:
+    """The file behind a panel's sketch reference: a path in the story folder, or ``library:ID``."""
     if ref.startswith(LIBRARY_PREFIX):
-        raise SketchError(f"{ref}: sketch library references need a sketch library; none is configured")
+        from sketchstory.library.resolve import resolve
+
+        return resolve(ref, library)
     return resolve_sketch(story_dir, ref)
 
 
-def prepare_inputs(story: Story, story_dir: Path, vae_scale: int) -> list[PanelInputs]:
+def prepare_inputs(story: Story, story_dir: Path, vae_scale: int, library: Path | None = None) -> list[PanelInputs]:
     """Load and condition every panel's sketch; report all unusable sketches at once."""
     s = story.settings
     size, latent = (s.width, s.height), (s.width // vae_scale, s.height // vae_scale)
@@ -39,7 +41,7 @@ def prepare_inputs(story: Story, story_dir: Path, vae_scale: int) -> list[PanelI
         sketch = canny = mask = digest = None
         if panel.sketch is not None:
             try:
-                path = sketch_file(story_dir, panel.sketch)
+                path = sketch_file(story_dir, panel.sketch, library)
                 digest = file_hash(path)
                 sketch = normalize_sketch(load_image(path), size)
                 canny = canny_condition(sketch, s.canny_low, s.canny_high)

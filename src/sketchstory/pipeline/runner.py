@@ -51,6 +51,7 @@ class RunOptions:
     keep_memory: bool = False  # save each panel's MAGA memory for later incremental runs
     device: str | None = None
     offload: bool = False  # CUDA: keep models in CPU memory until they run
+    library: Path | None = None  # sketch library for ``library:ID`` sketches (default: see library.resolve)
     progress: bool = True  # a tqdm bar on stderr
     # Called after every denoising step with (panels being denoised, steps done, steps in all).
     on_step: Callable[[tuple[int, ...], int, int], None] | None = None
@@ -121,7 +122,7 @@ class StoryRun:
         self.components = components or load(resolve_spec(story.settings.model, story.settings.controlnet),
                                               options.device, offload=options.offload)
         self.sampling = sampling_of(story)
-        self.inputs = prepare_inputs(story, story_dir, self.components.vae_scale)
+        self.inputs = prepare_inputs(story, story_dir, self.components.vae_scale, options.library)
         self.config = self._fit_memory_budget(maga_config(story))
         self.policy = self.config.policy
         self.prints = fingerprints(story, self.inputs, self.policy)
