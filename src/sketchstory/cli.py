@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sketchstory import __version__
+from sketchstory.commands.args import int_list, size
 
 EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT, EXIT_INTERRUPTED = 2, 3, 4, 130
 
@@ -23,27 +24,12 @@ class CliError(Exception):
         self.code = code
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return sorted({int(x) for x in text.split(",") if x.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give numbers separated by commas, like 0,2,3") from None
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(x) for x in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, e.g. 512x512") from None
-    return w, h
-
-
 def add_settings_args(p: argparse.ArgumentParser) -> None:
     """Flags that override the story's ``settings`` (and are recorded in the outputs)."""
     g = p.add_argument_group("generation settings (override the story file)")
     g.add_argument("--model", help="registry name (see `sketchstory models`), hub id, local folder or .safetensors")
     g.add_argument("--controlnet", help="Canny ControlNet: hub id, local folder or file (default: the model's)")
-    g.add_argument("--size", type=_size, metavar="WxH", help="output size, multiples of 8")
+    g.add_argument("--size", type=size, metavar="WxH", help="output size, multiples of 8")
     g.add_argument("--steps", type=int, help="denoising steps")
     g.add_argument("--guidance", type=float, dest="guidance_scale", help="classifier-free guidance scale")
     g.add_argument("--controlnet-scale", type=float, help="ControlNet conditioning scale (0 ignores sketches)")
@@ -164,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("story", type=Path, help="story file (JSON)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="keep finished panels whose inputs did not change")
-    p.add_argument("--only", type=_int_list, metavar="I,J", help="regenerate only these panels (0-based)")
+    p.add_argument("--only", type=int_list, metavar="I,J", help="regenerate only these panels (0-based)")
     p.add_argument("--keep-memory", action="store_true",
                    help="save MAGA memory per panel so later --only/--resume runs need not recompute it")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
@@ -190,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sd15: the full SD1.5 + ControlNet architecture with random weights (default)")
     p.add_argument("--size", type=int, default=128, help="image size (default 128 on CPU; use 512 on a GPU)")
     p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--panels", type=_int_list, default=[1, 2, 4, 8], metavar="N,M",
+    p.add_argument("--panels", type=int_list, default=[1, 2, 4, 8], metavar="N,M",
                    help="story lengths to measure (default 1,2,4,8)")
     p.add_argument("--long", action="store_true", help="also measure 16 panels")
     p.add_argument("--quick", action="store_true", help="64 px, 2 steps, 1/2/4 panels, 3 scenarios: about a minute")

@@ -11,20 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _indices(text: str) -> list[int]:
-    try:
-        return sorted({int(x) for x in text.split(",") if x.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give panel numbers separated by commas, like 0,2,3") from None
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(x) for x in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, e.g. 1024x1024") from None
-    return w, h
+from sketchstory.commands.args import int_list, size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,13 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-k", "--candidates", type=int, default=4, help="candidates per panel (default 4)")
     p.add_argument("--model", help="sdxl (thesis), sd15, demo, tiny, a hub id, a local folder or a .safetensors "
                                    "file (default: the story's model if demo/tiny, else sdxl)")
-    p.add_argument("--panels", type=_indices, metavar="I,J", help="only these panels (0-based)")
+    p.add_argument("--panels", type=int_list, metavar="I,J", help="only these panels (0-based)")
     p.add_argument("--overwrite", action="store_true", help="also replace panels that already have a sketch")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     p.add_argument("--template", help="prompt template with {prompt}, e.g. '{prompt}, ink line art'")
     p.add_argument("--negative", help="negative prompt (default: the model's line-art negative prompt)")
-    p.add_argument("--size", type=_size, metavar="WxH", help="generation size (default: the model's native "
+    p.add_argument("--size", type=size, metavar="WxH", help="generation size (default: the model's native "
                                                               "area in the story's aspect ratio)")
     p.add_argument("--lines", default="xdog", metavar="METHOD",
                    help="line extraction: xdog (default; clean, robust to noise) or adaptive (keeps fine hatching)")

@@ -1,0 +1,22 @@
+"""Argument types shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def int_list(text: str) -> list[int]:
+    """``"2,0,2"`` -> ``[0, 2]``: panel indices or counts, sorted and unique."""
+    try:
+        return sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give numbers separated by commas, like 0,2,3") from None
+
+
+def size(text: str) -> tuple[int, int]:
+    """``"512x768"`` -> ``(512, 768)`` (width, height)."""
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, e.g. 512x512") from None
+    return w, h
