@@ -14,9 +14,17 @@ from PIL import Image
 
 from sketchstory.cli import run
 from sketchstory.commands.library import register
-from sketchstory.library import Filters, Library, LibraryError, Meta, import_folder, load_prompts, resolve
+from sketchstory.library import (
+    Filters,
+    Library,
+    LibraryError,
+    Meta,
+    import_folder,
+    load_prompts,
+    resolve,
+)
 from sketchstory.library.prompts import jobs
-from sketchstory.library.query import fts_query
+from sketchstory.library.query import EVERYTHING, fts_query
 from sketchstory.library.store import content_hash
 
 
@@ -59,7 +67,7 @@ def hand_made(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return root, ids
 
 
-def names(root: Path, ids: dict[str, str], text: str, filters: Filters = Filters()) -> list[str]:
+def names(root: Path, ids: dict[str, str], text: str, filters: Filters = EVERYTHING) -> list[str]:
     by_id = {v: k for k, v in ids.items()}
     with Library.open(root) as library:
         return [by_id[h.entry.id] for h in library.index.search(text, filters)]
@@ -200,9 +208,8 @@ def test_one_writer_at_a_time_readers_meanwhile(tmp_path):
     with Library.writer(tmp_path / "lib") as library:
         with library.index.db:
             library.add(drawing(1), Meta("user", "a box"))
-        with pytest.raises(LibraryError, match="another sketchstory process is writing"):
-            with Library.writer(tmp_path / "lib"):
-                pass
+        with pytest.raises(LibraryError, match="another sketchstory process is writing"), Library.writer(tmp_path / "lib"):
+            pass
         with Library.open(tmp_path / "lib") as reader:
             assert reader.index.count() == 1
         mode = library.index.db.execute("PRAGMA journal_mode").fetchone()[0]

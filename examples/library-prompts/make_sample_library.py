@@ -14,9 +14,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import sample
 from PIL import Image
 
-import sample
 from sketchstory.demo import world
 from sketchstory.library import Library, Meta
 from sketchstory.provenance import fingerprint

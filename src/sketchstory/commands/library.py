@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sketchstory.library import Filters, Library
 
 # The CLI's codes: "bad input" (some input files could not be used) and "interrupted".
 EXIT_FAILED_FILES, EXIT_INTERRUPTED = 2, 130
@@ -68,13 +72,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_export)
 
 
-def _library(args: argparse.Namespace):  # -> Library; imports stay lazy so `sketchstory --help` is fast
+def _library(args: argparse.Namespace) -> Library:
+    # Imports stay inside the commands so that `sketchstory --help` does not load the library code.
     from sketchstory.library import Library, library_path
 
     return Library.open(library_path(args.library))
 
 
-def _filters(args: argparse.Namespace, ids: tuple[str, ...] = ()):
+def _filters(args: argparse.Namespace, ids: tuple[str, ...] = ()) -> Filters:
     from sketchstory.library import Filters
 
     return Filters(args.group, args.category, args.story, ids)

@@ -40,7 +40,12 @@ def build_library(library: Library, prompts: PromptsFile, model: str = "demo", *
                   progress: bool = True) -> BuildReport:
     """Build, or continue building, ``library`` from ``prompts`` with the stage-1 ``model``."""
     # Stage 1 pulls in torch and diffusers: imported here so that searching a library stays light.
-    from sketchstory.pipeline.stage1 import SketchOptions, Stage1Model, generate_candidates, resolve_model
+    from sketchstory.pipeline.stage1 import (
+        SketchOptions,
+        Stage1Model,
+        generate_candidates,
+        resolve_model,
+    )
 
     start = time.perf_counter()
     spec = resolve_model(model)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sketchstory.library.query import Filters, fts_query, where
+from sketchstory.library.query import EVERYTHING, Filters, fts_query, where
 from sketchstory.provenance import fingerprint
 
 SCHEMA_VERSION = 1
@@ -213,31 +213,29 @@ class Index:
     def done_jobs(self) -> set[str]:
         return {key for (key,) in self.db.execute("SELECT key FROM jobs")}
 
-    def entries(self, filters: Filters = Filters(), limit: int | None = None, offset: int = 0) -> list[Entry]:
+    def entries(self, filters: Filters = EVERYTHING, limit: int | None = None, offset: int = 0) -> list[Entry]:
         """Entries in library order: by group, story, scene, category, prompt, then candidate."""
         sql, args = where(filters.on_text(), filters.on_entry())
         rows = self.db.execute(f"SELECT {_SELECT} FROM {_FROM} {sql} ORDER BY {_ORDER} LIMIT ? OFFSET ?",
                                (*args, -1 if limit is None else limit, offset))
         return [_entry(r) for r in rows]
 
-    def count(self, filters: Filters = Filters()) -> int:
+    def count(self, filters: Filters = EVERYTHING) -> int:
         sql, args = where(filters.on_text(), filters.on_entry())
         return self.db.execute(f"SELECT count(*) FROM {_FROM} {sql}", args).fetchone()[0]
 
-    def search(self, text: str, filters: Filters = Filters(), limit: int | None = 20, offset: int = 0) -> list[Hit]:
+    def search(self, text: str, filters: Filters = EVERYTHING, limit: int | None = 20, offset: int = 0) -> list[Hit]:
         """Best matches first (``limit`` None: all). All words must match; if nothing does, any word may.
 
         A scene's candidates share its text, so they share a score and come out together, in
         candidate order.
         """
-        hits: list[Hit] = []
-        for mode in ("all", "any"):
-            match = fts_query(text, mode)
-            if match is None:
-                return []
-            hits = self._match(match, filters, -1 if limit is None else limit, offset)
-            if hits or offset:
-                break
+        every, any_ = fts_query(text, "all"), fts_query(text, "any")
+        if every is None or any_ is None:
+            return []
+        hits = self._match(every, filters, -1 if limit is None else limit, offset)
+        if not hits and not offset and any_ != every:  # one word: the same query again would find nothing
+            hits = self._match(any_, filters, -1 if limit is None else limit, offset)
         return hits
 
     def _match(self, match: str, filters: Filters, limit: int, offset: int) -> list[Hit]:

@@ -53,6 +53,9 @@ class Filters:
         return [f"e.id IN ({', '.join('?' * len(self.ids))})"], list(self.ids)
 
 
+EVERYTHING = Filters()  # no restriction (a frozen singleton, safe as a default argument)
+
+
 def where(*parts: Clauses) -> tuple[str, list[str]]:
     """``WHERE a AND b ...`` (or nothing) and the arguments, from any number of clause lists."""
     clauses = [c for part in parts for c in part[0]]

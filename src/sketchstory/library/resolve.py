@@ -31,7 +31,7 @@ def resolve(ref: str, library: Path | str | None = None) -> Path:
     Raises :class:`LibraryError` (a ``ValueError``) naming the library and what to do when there is
     no library there, no such id, or its file is gone.
     """
-    entry_id = ref[len(LIBRARY_PREFIX):] if ref.startswith(LIBRARY_PREFIX) else ref
+    entry_id = ref.removeprefix(LIBRARY_PREFIX)
     if not entry_id.strip():
         raise LibraryError(f"{ref!r} names no sketch: write library:ID, with an id from `sketchstory library search`")
     with Library.open(library_path(library)) as lib:
