@@ -122,3 +122,12 @@ def test_library_sketch_references_resolve_and_fail_clearly(tmp_path: Path, caps
     story.write_text(json.dumps(doc))
     assert run_cli(story, tmp_path / "out2", "--library", str(tmp_path / "lib")) == 2
     assert "panels[0].sketch" in capsys.readouterr().err
+
+
+def test_check_reports_story_and_library_problems(story_file: Path, tmp_path: Path, capsys) -> None:
+    assert main(["check", str(story_file)]) == 0
+    doc = json.loads(story_file.read_text())
+    doc["panels"][0]["sketch"] = "library:000000000000"
+    story_file.write_text(json.dumps(doc))
+    assert main(["check", str(story_file), "--library", str(tmp_path / "nolib")]) == 2
+    assert "panels[0].sketch" in capsys.readouterr().err

@@ -95,7 +95,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from sketchstory.story import load_story
 
+    from sketchstory.library.resolve import resolve
+    from sketchstory.story import LIBRARY_PREFIX, StoryError
+
     story = load_story(args.story)
+    problems = []
+    for i, panel in enumerate(story.panels):
+        if panel.sketch and panel.sketch.startswith(LIBRARY_PREFIX):
+            try:
+                resolve(panel.sketch, args.library)
+            except ValueError as e:
+                problems.append(f"panels[{i}].sketch: {e}")
+    if problems:
+        raise StoryError(problems, str(args.story))
     print(f"{args.story}: ok, {len(story.panels)} panel(s), model {story.settings.model}")
     return 0
 
@@ -169,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="validate a story file and its sketches")
     p.add_argument("story", type=Path)
+    p.add_argument("--library", type=Path, help="sketch library for library:ID sketches")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("bench", help="time and memory vs number of panels: plain ControlNet vs MAGA modes/policies")
