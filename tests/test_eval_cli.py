@@ -41,8 +41,9 @@ def test_baselines_render_every_system_with_its_settings(baselines: Path) -> Non
     settings = {s: json.loads((baselines / s / "story_0" / "run.json").read_text())["settings"] for s in SYSTEMS}
     assert settings["text-only"]["controlnet_scale"] == 0.0 and not settings["text-only"]["maga"]["enabled"]
     assert settings["controlnet"]["controlnet_scale"] == 1.0 and not settings["controlnet"]["maga"]["enabled"]
-    assert settings["ours-thesis"]["maga"] | {"enabled": True} == settings["ours-thesis"]["maga"]
-    assert (settings["ours-thesis"]["maga"]["memory"], settings["ours-thesis"]["maga"]["start_step"]) == ("all", "24/50")
+    assert settings["ours-thesis"]["maga"]["enabled"] and settings["ours-default"]["maga"]["enabled"]
+    thesis = settings["ours-thesis"]["maga"]
+    assert (thesis["memory"], thesis["start_layer"], thesis["start_step"]) == ("all", 8, "24/50")
     assert settings["ours-default"]["maga"]["memory"] == "anchors:0+window:2"
     assert all(s["steps"] == 2 and s["width"] == SIZE for s in settings.values())
 
@@ -70,7 +71,8 @@ def test_eval_writes_every_number_table_and_plots(baselines: Path, tiny_clip: Pa
     assert run0["background_removed"] == 2  # the panel without a sketch keeps its background
     assert "edge_f1" not in run0["per_panel"][2] and "clip_t" in run0["per_panel"][2]
     table = (report / "report.md").read_text()
-    assert "| Image source | PSNR (↑) | Average NIMA score (↑) | CLIP-T (↑) | CLIP-I (↑) | DreamSim (↓)" in table
+    assert "| Image source | PSNR (↑) | Average NIMA score (↑) | CLIP-T (↑) | CLIP-I (↑) | DreamSim (↓)" \
+        in table
     assert table.count("| blocked |") >= 4 and "**nima**: blocked" in table
 
 

@@ -116,8 +116,9 @@ def test_clip_and_dino_run_on_tiny_models_loaded_from_folders(tiny_clip: Path, t
 
 def test_missing_models_offline_are_skipped_with_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelLoadError, match="huggingface-cli download openai/clip-vit-base-patch32"):
+    with pytest.raises(ModelLoadError, match="huggingface-cli download openai/clip-vit-base-patch32") as err:
         ClipScorer("openai/clip-vit-base-patch32")
+    assert str(err.value).endswith("pass it with --clip DIR.")
     with pytest.raises(ModelLoadError, match="does not exist"):
         DinoScorer(str(tmp_path / "no-such-folder"))
     clip, dino, status = load_scorers(EvalOptions(clip="openai/clip-vit-base-patch32", dino=None))

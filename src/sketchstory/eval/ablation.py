@@ -52,18 +52,21 @@ def compose_grid(cells: list[list[list[Image.Image]]], row_labels: list[str], co
     label_w = max(int(font.getlength(t)) for t in row_labels) + 2 * gap
     _, top, _, bottom = font.getbbox("Ág")
     label_h = int(1.6 * (bottom - top)) + gap
-    cell_w = per_cell * pw
+    seam = 2  # white line between the panels of one cell
+    cell_w = per_cell * (pw + seam) - seam
     grid = Image.new("RGB", (label_w + len(column_labels) * (cell_w + gap), label_h + len(row_labels) * (ph + gap)),
                      "white")
     draw = ImageDraw.Draw(grid)
     for c, text in enumerate(column_labels):
-        draw.text((label_w + c * (cell_w + gap) + cell_w // 2, label_h // 2), text, fill="black", font=font, anchor="mm")
+        centre = (label_w + c * (cell_w + gap) + cell_w // 2, label_h // 2)
+        draw.text(centre, text, fill="black", font=font, anchor="mm")
     for r, (text, row) in enumerate(zip(row_labels, cells, strict=True)):
         y = label_h + r * (ph + gap)
         draw.text((gap, y + ph // 2), text, fill="black", font=font, anchor="lm")
         for c, panels in enumerate(row):
+            x = label_w + c * (cell_w + gap)
             for k, panel in enumerate(panels):
-                grid.paste(panel.resize((pw, ph), Image.Resampling.NEAREST), (label_w + c * (cell_w + gap) + k * pw, y))
+                grid.paste(panel.resize((pw, ph), Image.Resampling.NEAREST), (x + k * (pw + seam), y))
     return grid
 
 

@@ -62,8 +62,9 @@ def edge_agreement(output: np.ndarray, reference: np.ndarray, tolerance: float |
     precision = float((d_out <= tol).mean()) if d_out.size else 0.0
     recall = float((d_ref <= tol).mean()) if d_ref.size else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    chamfer = 0.5 * (float(d_out.mean()) if d_out.size else diagonal) + 0.5 * (float(d_ref.mean()) if d_ref.size else diagonal)
-    return EdgeScores(precision, recall, f1, chamfer)
+    mean_out = float(d_out.mean()) if d_out.size else diagonal
+    mean_ref = float(d_ref.mean()) if d_ref.size else diagonal
+    return EdgeScores(precision, recall, f1, 0.5 * (mean_out + mean_ref))
 
 
 def sketch_fidelity(output: Image.Image, canny: Image.Image, tolerance: float | None = None,

@@ -7,6 +7,7 @@ place that resolves sources and explains, offline, what to download and pass ins
 from __future__ import annotations
 
 import itertools
+import re
 
 import torch
 from PIL import Image
@@ -17,6 +18,14 @@ from sketchstory.models import ModelLoadError, fetch
 CLIP_DEFAULT = "openai/clip-vit-base-patch32"
 DINO_DEFAULT = "facebook/dinov2-base"
 WEIGHT_FILES = ["*.json", "*.txt", "*.safetensors"]
+
+
+def _fetch(source: str, what: str, flag: str) -> str:
+    try:
+        return fetch(source, what, WEIGHT_FILES)
+    except ModelLoadError as err:
+        # fetch's advice names generate's --model flag; point at this command's flag instead.
+        raise ModelLoadError(re.sub(r"pass it with --model DIR.*$", f"pass it with {flag} DIR.", str(err))) from None
 
 
 def _features(output: torch.Tensor | object) -> torch.Tensor:
@@ -40,7 +49,7 @@ class ClipScorer:
     """CLIPModel + CLIPProcessor: unit image and text embeddings in CLIP's joint space."""
 
     def __init__(self, source: str = CLIP_DEFAULT, device: str = "cpu") -> None:
-        path = fetch(source, "CLIP model", WEIGHT_FILES)
+        path = _fetch(source, "CLIP model", "--clip")
         try:
             self.model = CLIPModel.from_pretrained(path).eval()
             self.processor = CLIPProcessor.from_pretrained(path)
@@ -67,7 +76,7 @@ class DinoScorer:
     """A DINO ViT (Dinov2Model, or ViTModel for DINO v1): the unit CLS embedding of each image."""
 
     def __init__(self, source: str = DINO_DEFAULT, device: str = "cpu") -> None:
-        path = fetch(source, "DINO model", WEIGHT_FILES)
+        path = _fetch(source, "DINO model", "--dino")
         try:
             self.model = AutoModel.from_pretrained(path).eval()
             self.processor = AutoImageProcessor.from_pretrained(path)

@@ -55,6 +55,7 @@ def time_vs_panels(doc: dict[str, Any], path: Path) -> Path | None:
         # Mean over the stories that reach each panel count.
         mean = [np.mean([c[k] for c in runs if len(c) > k]) for k in range(length)]
         ax.plot(range(1, length + 1), mean, marker="o", label=system)
+    ax.set_xticks(range(1, max(len(c) for runs in curves.values() for c in runs) + 1))
     ax.set_xlabel("panels generated")
     ax.set_ylabel("seconds (cumulative)")
     ax.set_title("time vs number of panels")

@@ -58,7 +58,8 @@ def markdown(doc: dict[str, Any]) -> str:
         text = model.get("source", "") if model["status"] == "ok" else model.get("note", "")
         lines.append(f"- **{key}**: {model['status']}" + (f": {text}" if text else ""))
     o = doc["options"]
-    lines += [f"- background removal for CLIP-I/DINO: {'on (sketch subject mask)' if o['remove_background'] else 'off'}",
+    masking = "on (sketch subject mask)" if o["remove_background"] else "off"
+    lines += [f"- background removal for CLIP-I/DINO: {masking}",
               f"- sketch edge tolerance: {o['tolerance'] or '1 % of the image diagonal'} px", "",
               "## Per story", "", "| system | story | panels | " + " | ".join(STORY_COLUMNS) + " |",
               "|---" * (len(STORY_COLUMNS) + 3) + "|"]

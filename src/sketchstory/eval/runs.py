@@ -66,7 +66,8 @@ def load_run(path: Path, system: str) -> Run:
         meta = read_png_meta(image) or {}
         prompt = meta.get("prompt") or (prompts[n] if n < len(prompts) else None)
         sketch, canny = (path / "conditions" / f"panel_{n:02d}_{kind}.png" for kind in ("sketch", "canny"))
-        panels.append(RunPanel(n, image, prompt, sketch if sketch.exists() else None, canny if canny.exists() else None))
+        panels.append(RunPanel(n, image, prompt, sketch if sketch.exists() else None,
+                               canny if canny.exists() else None))
     info_file = path / "run.json"
     info = json.loads(info_file.read_text()) if info_file.exists() else {}
     return Run(path, system, path.name, tuple(panels), info)
