@@ -173,11 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_args(p)
     p.set_defaults(func=cmd_generate)
 
-    from sketchstory.commands import library, sketch, story
+    from sketchstory.commands import eval as eval_command, library, sketch, story
 
     sketch.register(sub)
     story.register(sub)
     library.register(sub)
+    eval_command.register(sub)
 
     p = sub.add_parser("check", help="validate a story file and its sketches")
     p.add_argument("story", type=Path)
