@@ -1,0 +1,5 @@
+"""The web application (``sketchstory ui``, optional extra ``ui``): the whole workflow in a browser.
+
+Only :mod:`sketchstory.ui.app` imports Gradio; the working-story state, the work folder, the
+settings form and the render job are plain Python, unit-tested without a browser.
+"""

@@ -1,0 +1,117 @@
+"""The web application: builds the page, wires its events, serves it on localhost.
+
+Edits run one at a time in the order they were made (one concurrency group), so a keystroke and
+the click after it never race on the working story; renders run in their own group, one at a
+time, so editing stays responsive while a render runs.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from sketchstory.ui.handlers import Handlers
+from sketchstory.ui.render import Renderer
+from sketchstory.ui.widgets import Widgets, build_widgets
+from sketchstory.ui.workspace import DEFAULT_WORK, Workspace
+
+# Tiny renders (32-64 px) stay crisp when the browser enlarges them; the strip fills its column;
+# storyboard thumbnails stay small however few panels there are (Gradio sizes them to fill the row).
+CSS = """
+.pixelated img { image-rendering: pixelated; }
+#strip .image-frame, #strip img { width: 100% !important; height: auto !important; }
+#strip img { max-height: 80vh; object-fit: contain; image-rendering: pixelated; }
+#storyboard .grid-container { grid-template-columns: repeat(auto-fill, minmax(110px, 130px)) !important; }
+.hint p { font-size: 0.85em; color: var(--body-text-color-subdued); }
+"""
+
+
+def build_app(workspace: Workspace, renderer: Renderer) -> gr.Blocks:
+    with gr.Blocks(title="sketchstory", analytics_enabled=False) as app:
+        w = build_widgets(str(workspace.root))
+        wire(app, w, Handlers(workspace, renderer, w))
+    return app
+
+
+def wire(app: gr.Blocks, w: Widgets, h: Handlers) -> None:
+    edit: dict[str, Any] = {"concurrency_id": "edit", "concurrency_limit": 1, "show_progress": "hidden"}
+    meta_in = [w.story, *w.meta]
+    panel_out = [w.story, w.selector, w.prompt, w.caption, w.seed, w.editor, w.canny, w.panel_note, w.storyboard]
+    everything = [w.story, *w.meta, w.meta_note, *panel_out[1:], *w.settings, w.settings_note, w.status, w.results,
+                  w.strip, w.regen_panel, w.download, w.s1_model]
+
+    app.load(h.load, None, everything, **edit)
+
+    for meta_field in w.meta:
+        meta_field.input(h.edit_meta, meta_in, [w.story, w.meta_note], trigger_mode="always_last", **edit)
+    w.open_btn.click(h.open_path, w.path, everything, **edit)
+    w.path.submit(h.open_path, w.path, everything, **edit)
+    w.upload_btn.upload(h.upload_story, w.upload_btn, everything, **edit)
+    w.save_btn.click(h.save_to, {w.path, *w.form, w.story}, [w.story], **edit)
+
+    w.selector.input(h.select, [w.story, w.selector], panel_out, **edit)
+    w.storyboard.select(h.select_from_storyboard, w.story, panel_out, **edit)
+    for panel_field in (w.prompt, w.caption, w.seed):
+        panel_field.input(h.edit_panel, [w.story, *w.panel_fields], [w.story, w.panel_note],
+                          trigger_mode="always_last", **edit)
+        panel_field.blur(h.refresh_storyboard, w.story, w.storyboard, **edit)
+    w.add_btn.click(h.add, [w.story, w.selector, w.new_prompt], [*panel_out, w.new_prompt], **edit)
+    w.new_prompt.submit(h.add, [w.story, w.selector, w.new_prompt], [*panel_out, w.new_prompt], **edit)
+    w.delete_btn.click(h.delete, [w.story, w.selector], panel_out, **edit)
+    w.left_btn.click(partial(h.move, delta=-1), [w.story, w.selector], panel_out, **edit)
+    w.right_btn.click(partial(h.move, delta=1), [w.story, w.selector], panel_out, **edit)
+
+    w.editor.change(h.draw, [w.story, w.selector, w.editor], [w.story, w.canny, w.storyboard, w.panel_note], **edit)
+    w.editor.upload(h.upload_drawing, [w.story, w.selector, w.editor], panel_out, **edit)
+    sketch_in = [w.story, w.selector]
+    w.flip_btn.click(partial(h.edit_sketch, op="flip", axis="horizontal"), sketch_in, panel_out, **edit)
+    w.thicker_btn.click(partial(h.edit_sketch, op="thickness", pixels=1), sketch_in, panel_out, **edit)
+    w.thinner_btn.click(partial(h.edit_sketch, op="thickness", pixels=-1), sketch_in, panel_out, **edit)
+
+    # Stage 1 shares the render group: the two stages never run (or hold a model) at the same time.
+    stage1: dict[str, Any] = {"concurrency_id": "render", "concurrency_limit": 1, "show_progress": "full",
+                              "show_progress_on": w.s1_gallery}
+    s1_in = [w.story, w.selector, w.s1_model, w.s1_count, w.s1_seed]
+    s1_out = [w.s1_gallery, w.s1_paths, w.s1_seed, w.s1_note]
+    w.s1_btn.click(h.make_candidates, s1_in, s1_out, **stage1)
+    w.s1_new_btn.click(partial(h.make_candidates, new_seed=True), s1_in, s1_out, **stage1)
+    w.s1_gallery.select(h.pick_sketch, [w.story, w.selector, w.s1_paths], panel_out, **edit)
+    for trigger in (w.lib_btn.click, w.lib_query.submit):
+        trigger(h.search_library, w.lib_query, [w.lib_gallery, w.lib_paths, w.lib_note], concurrency_id="library")
+    w.lib_gallery.select(h.pick_sketch, [w.story, w.selector, w.lib_paths], panel_out, **edit)
+
+    for setting in w.settings:
+        setting.input(h.edit_settings, {w.story, w.selector, *w.settings}, [*panel_out, w.settings_note],
+                    trigger_mode="always_last", **edit)
+
+    render: dict[str, Any] = {"concurrency_id": "render", "concurrency_limit": 1, "show_progress": "minimal"}
+    results_out = [w.status, w.results, w.strip, w.regen_panel, w.download]
+    w.generate_btn.click(h.generate, {w.story, *w.form}, [w.story, *results_out], **render)
+    w.regen_btn.click(h.regenerate, {w.story, w.regen_panel, *w.form}, [*panel_out, *results_out], **render)
+    # Stop asks the render to end at its next step (finished panels are kept) rather than killing the job.
+    w.stop_btn.click(h.stop, None, None, queue=False)
+    w.results.select(h.pick_result, None, w.regen_panel, **edit)
+
+
+def launch(app: gr.Blocks, workspace: Workspace, host: str = "127.0.0.1", port: int = 7860, *,
+           block: bool = True) -> None:
+    """Serve the page; ``block=False`` returns once it is up (tests)."""
+    app.queue(default_concurrency_limit=1).launch(
+        server_name=host, server_port=port, prevent_thread_lock=not block, allowed_paths=[str(workspace.root)],
+        show_error=True, ssr_mode=False, quiet=not block, css=CSS, inbrowser=False)
+
+
+def main(host: str = "127.0.0.1", port: int = 7860, story: Path | None = None, work: Path = DEFAULT_WORK,
+         device: str | None = None, library: Path | None = None) -> None:
+    """``sketchstory ui``: open ``story`` (else the autosaved one) in ``work`` and serve the page until Ctrl-C."""
+    workspace = Workspace(work, library)
+    if story is not None:
+        opened, notes = workspace.import_story(story)
+        workspace.save(opened)
+        for note in notes:
+            print(f"warning: {note}")
+    print(f"sketchstory: working in {workspace.root}; open http://{host}:{port} in a browser (Ctrl-C stops)")
+    launch(build_app(workspace, Renderer(device, library)), workspace, host, port)

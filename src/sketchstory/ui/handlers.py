@@ -1,0 +1,432 @@
+"""What the page does on each event: thin adapters from components' values to the working story.
+
+Every handler returns a dict of the components it changes. Edits keep the working story valid
+(see :mod:`sketchstory.ui.state`) and autosave it; input problems become a note beside the field
+or a ``gr.Warning``, failed renders a ``gr.Error`` — never a traceback in the page.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from sketchstory import panels as panel_ops
+from sketchstory.library.index import LibraryError
+from sketchstory.models import ModelLoadError
+from sketchstory.pipeline.runner import RunReport
+from sketchstory.pipeline.stage1 import default_model
+from sketchstory.sketches import SketchError, load_image, normalize_sketch
+from sketchstory.story import Story, StoryError
+from sketchstory.ui import state
+from sketchstory.ui.canvas import (
+    canny_preview,
+    canvas_size,
+    drawing_to_sketch,
+    editor_value,
+    enlarged,
+    is_blank,
+    placeholder,
+    same_sketch,
+)
+from sketchstory.ui.render import Cancelled, PanelProgress, Renderer
+from sketchstory.ui.settings_form import apply_settings, values_of
+from sketchstory.ui.sources import search_library, sketch_candidates
+from sketchstory.ui.widgets import Widgets
+from sketchstory.ui.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+Update = dict[Any, Any]
+THUMB = (96, 96)
+# Live progress is sent at most this often (a tiny model takes milliseconds a step).
+PROGRESS_INTERVAL_S = 0.25
+
+
+def problems(err: StoryError) -> str:
+    return "**Not applied:** " + "; ".join(err.problems)
+
+
+class Handlers:
+    def __init__(self, workspace: Workspace, renderer: Renderer, widgets: Widgets) -> None:
+        self.ws, self.renderer, self.w = workspace, renderer, widgets
+
+    def unchanged(self) -> Update:
+        """No change (every event that can return this has the story among its outputs)."""
+        return {self.w.story: gr.skip()}
+
+    # --- views --------------------------------------------------------------------------------
+
+    def meta_view(self, story: Story) -> Update:
+        w = self.w
+        return {w.title: story.title, w.style: story.style, w.characters: state.characters_text(story),
+                w.negative: story.negative_prompt, w.meta_note: ""}
+
+    def storyboard(self, story: Story) -> list[tuple[Any, str]]:
+        items = []
+        for n in range(len(story.panels)):
+            path = self.ws.sketch_file(story, n)
+            thumb = str(path) if path else placeholder(THUMB, "library" if state.library_ref(story, n) else "no sketch")
+            items.append((thumb, state.panel_caption(story, n)))
+        return items
+
+    def panel_view(self, story: Story, index: float | None) -> Update:
+        w, index = self.w, state.clamp_index(story, index)
+        panel, size = story.panels[index], canvas_size(story.settings)
+        sketch, canny, note = self.ws.sketch_file(story, index), None, ""
+        value = editor_value(None, size)
+        if ref := state.library_ref(story, index):  # one the library did not have when the story was opened
+            note = (f"This panel's sketch `{ref}` is not in the sketch library: pick another one on the *Library* "
+                    "tab, or draw one.")
+        elif panel.sketch is not None and sketch is None:
+            note = f"The sketch file `{panel.sketch}` is missing: draw or upload a new one."
+        if sketch is not None:
+            try:
+                value, canny = editor_value(sketch, size), enlarged(canny_preview(sketch, story.settings))
+            except SketchError as e:
+                note = f"The sketch cannot be used: {e}"
+        return {w.selector: gr.Radio(choices=state.panel_choices(story), value=index), w.prompt: panel.prompt,
+                w.caption: panel.caption or "", w.seed: panel.seed, w.editor: value, w.canny: canny,
+                w.panel_note: note, w.storyboard: self.storyboard(story)}
+
+    def settings_view(self, story: Story) -> Update:
+        return dict(zip(self.w.settings, values_of(story.settings), strict=True)) | {self.w.settings_note: ""}
+
+    def results_view(self, pick: int = 0) -> Update:
+        """The latest render; ``pick`` is the panel offered for regeneration."""
+        w, res = self.w, self.ws.results()
+        if res is None:
+            return {w.results: [], w.strip: None, w.regen_panel: gr.Dropdown(choices=[], value=None),
+                    w.download: gr.DownloadButton(value=None, interactive=False)}
+        items = [(str(p) if p else placeholder(THUMB, "not rendered"), state.panel_caption(res.story, n))
+                 for n, p in enumerate(res.panels)]
+        return {w.results: items, w.strip: str(res.strip) if res.strip else None,
+                w.regen_panel: gr.Dropdown(choices=state.panel_choices(res.story),
+                                           value=min(pick, len(res.story.panels) - 1)),
+                w.download: gr.DownloadButton(value=str(self.ws.results_zip()), interactive=True)}
+
+    def full_view(self, story: Story) -> Update:
+        return ({self.w.story: story, self.w.s1_model: default_model(story.settings.model)} | self.meta_view(story)
+                | self.panel_view(story, 0) | self.settings_view(story))
+
+    # --- loading and saving ---------------------------------------------------------------------
+
+    def load(self) -> Update:
+        """Page load: the autosaved story (a reload never loses work) and the last render."""
+        try:
+            story = self.ws.load()
+        except StoryError as e:
+            kept = self.ws.set_aside()
+            gr.Warning(f"The autosaved story was unreadable ({'; '.join(e.problems)}); it is kept as {kept} "
+                       "and a new story was started.")
+            story = None
+        if story is None:
+            story = state.new_story()
+            self.ws.save(story)
+        out = self.full_view(story) | self.results_view()
+        if (res := self.ws.results()) is not None and res.info:
+            out[self.w.status] = (f"The last render: {len(res.story.panels)} panels with the "
+                                  f"`{res.info.get('model')}` model in {res.info.get('total_seconds')} s.")
+        return out
+
+    def _opened(self, story: Story, notes: list[str], source: str) -> Update:
+        self.ws.save(story)
+        if notes:
+            gr.Warning("Opened with problems: " + "; ".join(notes))
+        else:
+            gr.Info(f"Opened {source}")
+        return self.full_view(story)
+
+    def open_path(self, path: str) -> Update:
+        if not path.strip():
+            gr.Warning("Type the path of a story file (.json) or of its folder first")
+            return self.unchanged()
+        target = Path(path.strip()).expanduser()
+        try:
+            story, notes = self.ws.import_story(target / "story.json" if target.is_dir() else target)
+        except StoryError as e:
+            gr.Warning("Cannot open it: " + "; ".join(e.problems))
+            return self.unchanged()
+        return self._opened(story, notes, str(target))
+
+    def upload_story(self, file: str | None) -> Update:
+        if file is None:
+            return self.unchanged()
+        try:
+            story, notes = self.ws.import_upload(Path(file))
+        except StoryError as e:
+            gr.Warning("Cannot open the upload: " + "; ".join(e.problems))
+            return self.unchanged()
+        return self._opened(story, notes, Path(file).name)
+
+    def save_to(self, data: dict) -> Update:
+        w = self.w
+        if not data[w.path].strip():
+            gr.Warning("Type where to save: a folder, or a file name ending in .json")
+            return self.unchanged()
+        try:
+            story = self.commit_form(data)
+            target = self.ws.export_story(story, Path(data[w.path].strip()))
+        except StoryError as e:
+            gr.Warning("Not saved: " + "; ".join(e.problems))
+            return self.unchanged()
+        except OSError as e:
+            gr.Warning(f"Not saved: cannot write {e.filename or data[w.path]}: {e.strerror or e}")
+            return self.unchanged()
+        gr.Info(f"Saved {target} and its sketches")
+        return {w.story: story}
+
+    # --- story and panel edits ----------------------------------------------------------------
+
+    def _saved(self, story: Story) -> Story:
+        self.ws.save(story)
+        return story
+
+    def edit_meta(self, story: Story, title: str, style: str, characters: str, negative: str) -> Update:
+        try:
+            story = self._saved(state.set_meta(story, title, style, negative, characters))
+        except StoryError as e:
+            return {self.w.meta_note: problems(e)}
+        return {self.w.story: story, self.w.meta_note: ""}
+
+    def select(self, story: Story, index: int) -> Update:
+        return self.panel_view(story, index)
+
+    def select_from_storyboard(self, story: Story, evt: gr.SelectData) -> Update:
+        return self.panel_view(story, evt.index)
+
+    def edit_panel(self, story: Story, index: int, prompt: str, caption: str, seed: float | None) -> Update:
+        index = state.clamp_index(story, index)
+        try:
+            story = self._saved(state.set_panel_text(story, index, prompt, caption, seed))
+        except StoryError as e:
+            return {self.w.panel_note: problems(e)}
+        return {self.w.story: story, self.w.panel_note: ""}
+
+    def refresh_storyboard(self, story: Story) -> Update:
+        return {self.w.storyboard: self.storyboard(story)}
+
+    def add(self, story: Story, index: int, prompt: str) -> Update:
+        try:
+            story, index = state.add_panel(story, state.clamp_index(story, index), prompt)
+        except StoryError as e:
+            gr.Warning("; ".join(e.problems))
+            return self.unchanged()
+        return {self.w.story: self._saved(story), self.w.new_prompt: ""} | self.panel_view(story, index)
+
+    def delete(self, story: Story, index: int) -> Update:
+        try:
+            story, index = state.delete_panel(story, state.clamp_index(story, index))
+        except StoryError as e:
+            gr.Warning("; ".join(e.problems))
+            return self.unchanged()
+        return {self.w.story: self._saved(story)} | self.panel_view(story, index)
+
+    def move(self, story: Story, index: int, delta: int) -> Update:
+        story, index = state.move_panel(story, state.clamp_index(story, index), delta)
+        return {self.w.story: self._saved(story)} | self.panel_view(story, index)
+
+    # --- sketches -------------------------------------------------------------------------------
+
+    def _current_sketch(self, story: Story, index: int, size: tuple[int, int]) -> Image.Image | None:
+        path = self.ws.sketch_file(story, index)
+        try:
+            return None if path is None else normalize_sketch(load_image(path), size)
+        except SketchError:
+            return None
+
+    def _with_sketch(self, story: Story, index: int, sketch: Image.Image | None) -> Story:
+        ref = None if sketch is None else self.ws.store_image(sketch)
+        return self._saved(state.set_sketch_ref(story, index, ref))
+
+    def draw(self, story: Story, index: int, value: dict | None) -> Update:
+        """A stroke, an erase or a clear on the canvas: the panel's sketch becomes the drawing."""
+        w = self.w
+        if not value or value.get("composite") is None:
+            return self.unchanged()  # the editor echoing a value the page set (see canvas.editor_value)
+        index, size = state.clamp_index(story, index), canvas_size(story.settings)
+        try:
+            sketch = drawing_to_sketch(value["composite"], size)
+        except SketchError as e:
+            return {w.panel_note: f"**The drawing is not used yet:** {e}"}
+        if same_sketch(sketch, self._current_sketch(story, index, size)):
+            return self.unchanged()
+        story = self._with_sketch(story, index, sketch)
+        path = self.ws.sketch_file(story, index)
+        return {w.story: story, w.canny: enlarged(canny_preview(path, story.settings)) if path else None,
+                w.storyboard: self.storyboard(story), w.panel_note: ""}
+
+    def upload_drawing(self, story: Story, index: int, value: dict | None) -> Update:
+        """An uploaded picture: cleaned into a sketch, and shown cleaned on the canvas."""
+        picture = None if not value else value.get("background")
+        if picture is None or is_blank(picture):
+            return self.unchanged()  # the editor also reports the page's own white paper as an upload
+        index, size = state.clamp_index(story, index), canvas_size(story.settings)
+        try:
+            sketch = normalize_sketch(picture, size)
+        except SketchError as e:
+            gr.Warning(f"This picture cannot be a sketch: {e}")
+            return self.unchanged()
+        if same_sketch(sketch, self._current_sketch(story, index, size)):
+            return self.unchanged()
+        return {self.w.story: (story := self._with_sketch(story, index, sketch))} | self.panel_view(story, index)
+
+    def edit_sketch(self, story: Story, index: int, op: str, **params: Any) -> Update:
+        """One of :mod:`sketchstory.editing`'s operations on the panel's sketch (a new file; the old stays)."""
+        index = state.clamp_index(story, index)
+        path = self.ws.sketch_file(story, index)
+        if path is None:
+            gr.Warning("This panel has no sketch to change yet: draw or upload one first")
+            return self.unchanged()
+        if op == "thickness":  # a step that shows at the sketch's resolution
+            params = {"pixels": params["pixels"] * max(1, round(max(Image.open(path).size) / 256))}
+        try:
+            story = self._saved(panel_ops.edit_sketch(story, self.ws.root, index, op, **params))
+        except (StoryError, SketchError, ValueError) as e:
+            gr.Warning(f"The edit failed: {e}")
+            return self.unchanged()
+        return {self.w.story: story} | self.panel_view(story, index)
+
+    # --- stage 1 and the library -----------------------------------------------------------------
+
+    def make_candidates(self, story: Story, index: int, model: str | None, count: float, seed: float | None,
+                        new_seed: bool = False) -> Update:
+        """Stage 1 for the open panel: ``count`` candidate sketches from its prompt."""
+        w, index = self.w, state.clamp_index(story, index)
+        model = (model or "").strip() or default_model(story.settings.model)
+        seed = secrets.randbelow(2**63) if new_seed else None if seed is None else int(seed)
+        self.renderer.release()
+        try:
+            found = sketch_candidates(story, index, self.ws.root / "candidates", model, int(count), seed,
+                                      self.renderer.device)
+        except ModelLoadError as e:
+            raise gr.Error(f"The sketch model cannot be loaded: {e}") from None
+        except (SketchError, ValueError, RuntimeError) as e:
+            raise gr.Error(f"No candidates: {e}") from None
+        items = [(str(c.path), f"{c.index + 1}{' (no lines)' if c.blank else ''}") for c in found]
+        blank = sum(c.blank for c in found)
+        note = (f"{len(found)} candidates for panel {index + 1} from `{model}`"
+                f"{f'; {blank} came out without usable lines' if blank else ''}.")
+        return {w.s1_gallery: items, w.s1_paths: [str(c.path) for c in found], w.s1_seed: seed, w.s1_note: note}
+
+    def search_library(self, text: str) -> Update:
+        w = self.w
+        try:
+            found = search_library(self.ws.library, text)
+        except LibraryError as e:
+            return {w.lib_gallery: [], w.lib_paths: [], w.lib_note: str(e)}
+        note = f"{len(found)} sketches." if found else "Nothing found: try other words, or an empty search to browse."
+        return {w.lib_gallery: [(str(f.path), f"{f.label}: {f.prompt[:40]}") for f in found],
+                w.lib_paths: [str(f.path) for f in found], w.lib_note: note}
+
+    def pick_sketch(self, story: Story, index: int, paths: list[str], evt: gr.SelectData) -> Update:
+        """A stage-1 candidate or a library sketch clicked: it becomes the open panel's sketch (copied in)."""
+        path, index = Path(paths[evt.index]), state.clamp_index(story, index)
+        if is_blank(Image.open(path)):
+            gr.Warning("This candidate has no lines; pick another one")
+            return self.unchanged()
+        ref = self.ws.store_bytes(path.read_bytes(), path.suffix)
+        return {self.w.story: (story := self._saved(state.set_sketch_ref(story, index, ref)))} | self.panel_view(
+            story, index)
+
+    # --- settings -------------------------------------------------------------------------------
+
+    def edit_settings(self, data: dict) -> Update:
+        w, story = self.w, data[self.w.story]
+        try:
+            new = self._saved(apply_settings(story, [data[c] for c in w.settings]))
+        except StoryError as e:
+            return {w.settings_note: problems(e)}
+        out: Update = {w.story: new, w.settings_note: ""}
+        if new.settings != story.settings:  # the canvas size and the Canny preview follow the settings
+            out |= self.panel_view(new, data[w.selector])
+        return out
+
+    # --- rendering ------------------------------------------------------------------------------
+
+    def commit_form(self, data: dict) -> Story:
+        """The working story with every field of the form applied; ``StoryError`` if any is invalid."""
+        w, story = self.w, data[self.w.story]
+        story = state.set_meta(story, data[w.title], data[w.style], data[w.negative], data[w.characters])
+        index = state.clamp_index(story, data[w.selector])
+        story = state.set_panel_text(story, index, data[w.prompt], data[w.caption], data[w.seed])
+        return self._saved(apply_settings(story, [data[c] for c in w.settings]))
+
+    def generate(self, data: dict) -> Iterator[Update]:
+        story = self._form_or_error(data)
+        yield {self.w.story: story}
+        yield from self._render(story, None, data[self.w.keep_memory])
+
+    def regenerate(self, data: dict) -> Iterator[Update]:
+        story = self._form_or_error(data)
+        res, index = self.ws.results(), data[self.w.regen_panel]
+        if res is None or len(res.story.panels) != len(story.panels):
+            raise gr.Error("Generate the whole story first: the last render does not have this story's panels.")
+        if index is None:
+            raise gr.Error("Pick the panel to regenerate (click it in the panels above).")
+        story = self._saved(state.reseed(story, int(index)))
+        yield {self.w.story: story} | self.panel_view(story, data[self.w.selector])
+        yield from self._render(story, frozenset({int(index)}), data[self.w.keep_memory], pick=int(index))
+
+    def stop(self) -> None:
+        self.renderer.cancel()
+
+    def pick_result(self, evt: gr.SelectData) -> Update:
+        return {self.w.regen_panel: evt.index}
+
+    def _form_or_error(self, data: dict) -> Story:
+        try:
+            return self.commit_form(data)
+        except StoryError as e:
+            raise gr.Error("The story is not ready: " + "; ".join(e.problems)) from None
+
+    def _render(self, story: Story, only: frozenset[int] | None, keep_memory: bool,
+                pick: int = 0) -> Iterator[Update]:
+        w, tracker, report = self.w, PanelProgress(story), None
+        started, last, shown = time.time(), 0.0, -1
+        yield {w.status: f"Loading the `{story.settings.model}` model…\n\n" + tracker.markdown()}
+        try:
+            for event in self.renderer.run(story, self.ws.root, self.ws.out, only=only, keep_memory=keep_memory):
+                if isinstance(event, RunReport):
+                    report = event
+                    continue
+                tracker.update(event)
+                if time.time() - last >= PROGRESS_INTERVAL_S:
+                    last = time.time()
+                    head = f"Rendering: step {event.done} of {event.total} ({100 * event.done // event.total} %)"
+                    out: Update = {w.status: head + "\n\n" + tracker.markdown()}
+                    fresh = self._fresh_panels(story, started)
+                    if len(fresh) != shown:  # a panel finished: show it
+                        shown, out[w.results] = len(fresh), fresh
+                    yield out
+        except Cancelled:
+            yield {w.status: "**Stopped.** Every finished panel is kept; generate again to render the rest."}
+            return
+        except ModelLoadError as e:
+            raise gr.Error(f"The model cannot be loaded: {e}") from None
+        except (StoryError, SketchError, ValueError, RuntimeError) as e:
+            raise gr.Error(f"The render did not start or stopped: {e}") from None
+        except Exception as e:
+            log.exception("render failed")
+            raise gr.Error(f"The render failed ({type(e).__name__}: {e}); finished panels are kept.") from None
+        assert report is not None  # Renderer.run always ends with the report
+        final = ({n: "kept (unchanged)" for n in report.reused}
+                 | {n: "recomputed for memory" for n in report.recomputed} | {n: "rendered" for n in report.rendered})
+        summary = (f"**Done** in {report.seconds:.1f} s: {len(report.rendered)} rendered, {len(report.reused)} kept, "
+                   f"{len(report.recomputed)} recomputed for the memory of others.")
+        yield {w.status: summary + "\n\n" + tracker.markdown(final)} | self.results_view(pick)
+
+    def _fresh_panels(self, story: Story, since: float) -> list[tuple[str, str]]:
+        """The panels this job has written so far."""
+        out = []
+        for n in range(len(story.panels)):
+            path = self.ws.out / "panels" / f"panel_{n:02d}.png"
+            if path.is_file() and path.stat().st_mtime >= since:
+                out.append((str(path), state.panel_caption(story, n)))
+        return out

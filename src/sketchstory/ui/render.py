@@ -1,0 +1,132 @@
+"""Stage 2 for the page: one loaded model, one job at a time, progress as a stream of events.
+
+The runner calls back after every denoising step from the thread that renders; the page needs
+a generator it can iterate to update itself. :meth:`Renderer.run` bridges the two with a
+queue, and stops the render at the next step when the user presses Stop or leaves.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sketchstory.models import Components, load, resolve_spec
+from sketchstory.pipeline.runner import RunOptions, RunReport, generate
+from sketchstory.pipeline.stage1 import release as free_memory
+from sketchstory.story import Settings, Story
+
+
+class Cancelled(Exception):
+    """The user stopped the render; every finished panel is kept."""
+
+
+@dataclass(frozen=True)
+class Step:
+    panels: tuple[int, ...]  # the panels being denoised together
+    done: int  # panel-steps done in this job
+    total: int
+
+
+class Renderer:
+    """Owns the loaded stage-2 model (one at a time: models are large) and runs one job at a time."""
+
+    def __init__(self, device: str | None = None, library: Path | None = None) -> None:
+        self.device, self.library = device, library
+        self._loaded: tuple[tuple[str, str | None], Components] | None = None
+        self._cancel = threading.Event()
+        self._busy = threading.Lock()
+
+    def components(self, settings: Settings) -> Components:
+        """The settings' model, loaded once and reused; ``ModelLoadError`` says what to do if it cannot be."""
+        key = (settings.model, settings.controlnet)
+        if self._loaded is None or self._loaded[0] != key:
+            self._loaded = None  # let the old model go before the new one loads
+            self._loaded = (key, load(resolve_spec(*key), self.device))
+        return self._loaded[1]
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def release(self) -> None:
+        """Let the stage-2 model go (before stage 1 loads its own: the two need not share memory)."""
+        self._loaded = None
+        free_memory()
+
+    def run(self, story: Story, story_dir: Path, out: Path, *, only: frozenset[int] | None = None,
+            keep_memory: bool = True) -> Iterator[Step | RunReport]:
+        """Render (``only=None``: every panel whose inputs changed), yielding a ``Step`` per denoising step
+        and the runner's ``RunReport`` last.
+
+        Raises ``Cancelled`` when stopped, and whatever the runner raised when it failed.
+        """
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("a render is already running; wait for it or press Stop")
+        try:
+            self._cancel.clear()
+            components = self.components(story.settings)
+            events: queue.SimpleQueue[Step | RunReport | BaseException] = queue.SimpleQueue()
+
+            def on_step(panels: tuple[int, ...], done: int, total: int) -> None:
+                if self._cancel.is_set():
+                    raise Cancelled()
+                events.put(Step(panels, done, total))
+
+            options = RunOptions(resume=only is None, only=only, keep_memory=keep_memory, device=self.device,
+                                 progress=False, on_step=on_step, library=self.library)
+
+            def work() -> None:
+                try:
+                    events.put(generate(story, story_dir, out, options, components))
+                except BaseException as e:  # handed to the page's thread, which reports it
+                    events.put(e)
+
+            worker = threading.Thread(target=work, name="sketchstory-render", daemon=True)
+            worker.start()
+            try:
+                while True:
+                    item = events.get()
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+                    if isinstance(item, RunReport):
+                        return
+            finally:
+                self._cancel.set()  # if the page stopped listening, the render stops at its next step
+                worker.join()
+        finally:
+            self._busy.release()
+
+
+class PanelProgress:
+    """Per-panel progress of one job, for the page's live status table."""
+
+    def __init__(self, story: Story) -> None:
+        self.story = story
+        self.steps = [0] * len(story.panels)
+        self.current: tuple[int, ...] = ()
+
+    def update(self, step: Step) -> None:
+        self.current = step.panels
+        for n in step.panels:
+            self.steps[n] += 1
+
+    def status(self, n: int) -> str:
+        total = self.story.settings.steps
+        if self.steps[n] == 0:
+            return "waiting"
+        if self.steps[n] >= total:
+            return "denoised"
+        return f"denoising, step {self.steps[n]} of {total}"
+
+    def markdown(self, final: dict[int, str] | None = None) -> str:
+        """A table of panels and their state; ``final`` overrides it per panel once the job ended."""
+        rows = ["| panel | prompt | state |", "|---|---|---|"]
+        for n, panel in enumerate(self.story.panels):
+            state = (final or {}).get(n) or self.status(n)
+            marker = " ◀" if n in self.current and final is None else ""
+            prompt = panel.prompt.replace("|", "/")
+            rows.append(f"| {n + 1} | {prompt[:50]}{'…' if len(prompt) > 50 else ''} | {state}{marker} |")
+        return "\n".join(rows)

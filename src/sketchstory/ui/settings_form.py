@@ -1,0 +1,144 @@
+"""The stage-2 settings form: one declarative field per setting, with its explanation.
+
+The page builds its inputs from :data:`FIELDS` and hands their values back in the same order;
+:func:`apply_settings` validates them as part of the whole story, so a problem is reported with
+its location (``settings.width: ...``) and the working story keeps its last valid settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sketchstory.models import REGISTRY
+from sketchstory.story import Settings, Story, StoryError, parse_story
+
+Kind = Literal["int", "float", "text", "choice", "bool", "slider"]
+Group = Literal["sampling", "maga", "advanced"]
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str  # a Settings field, "maga.<field>" for MAGA's
+    label: str
+    info: str
+    kind: Kind
+    group: Group
+    choices: tuple[tuple[str, str], ...] = ()  # (label, value)
+    custom: bool = False  # a choice that also takes a typed-in value
+    minimum: float | None = None  # sliders' range
+    maximum: float | None = None
+    step: float | None = None
+
+
+MEMORY_POLICIES = ("anchors:0+window:2", "all", "window:2", "window:4", "anchors:0", "decay:0.7", "none")
+
+FIELDS: tuple[Field, ...] = (
+    Field("model", "Model", "demo: the bundled toy model (offline, CPU). sd15 / anime: Stable Diffusion 1.5 "
+          "(their weights must be on this computer). tiny: random weights, only to test an install. "
+          "Or type a hub id, a diffusers folder or a .safetensors file.", "choice", "sampling",
+          choices=tuple((name, name) for name in REGISTRY), custom=True),
+    Field("controlnet", "ControlNet", "The Canny ControlNet: empty uses the model's own; or a hub id, a folder "
+          "or a file.", "text", "sampling"),
+    Field("width", "Width", "Pixels, a multiple of 8 (demo model: 64, SD1.5: 512).", "int", "sampling", step=8),
+    Field("height", "Height", "Pixels, a multiple of 8.", "int", "sampling", step=8),
+    Field("steps", "Steps", "Denoising steps: more is finer and slower.", "slider", "sampling",
+          minimum=1, maximum=100, step=1),
+    Field("guidance_scale", "Guidance", "How closely the picture follows the prompt (classifier-free guidance).",
+          "slider", "sampling", minimum=0, maximum=20, step=0.5),
+    Field("controlnet_scale", "Sketch strength", "How closely the picture follows the sketch's edges "
+          "(ControlNet scale); 0 ignores the sketches.", "slider", "sampling", minimum=0, maximum=2, step=0.05),
+    Field("seed", "Story seed", "Panels without their own seed derive one from it and their position.", "int",
+          "sampling"),
+    Field("scheduler", "Sampler", "The denoising scheduler; DDIM is what the thesis used.", "choice", "sampling",
+          choices=tuple((s, s) for s in ("ddim", "dpmpp-2m", "euler", "unipc"))),
+    Field("maga.enabled", "Consistency memory (MAGA)", "Each panel also attends to how earlier panels were "
+          "denoised, so characters, clothes and places stay the same. Off: independent panels.", "bool", "maga"),
+    Field("maga.memory", "Memory policy", "Which earlier panels a panel reads: all (the thesis; cost grows with "
+          "the story), window:k (the last k), anchors:i,j (fixed panels, 0-based), decay:g (older ones fade), "
+          "none; join with +. The default keeps the cost per panel constant.", "choice", "maga",
+          choices=tuple((p, p) for p in MEMORY_POLICIES), custom=True),
+    Field("maga.start_layer", "Start layer", "First of SD1.5's 16 self-attention layers that shares (thesis: 8, "
+          "the decoder). Lower shares more, layout included.", "slider", "maga", minimum=0, maximum=16, step=1),
+    Field("maga.start_step", "Start step", "First denoising step that shares: a step number, or a/b of the "
+          "steps (thesis: 24/50). Earlier shares more and leaves less variety.", "text", "maga"),
+    Field("maga.strength", "Prompt-aware weighting", "λ: panels with more similar prompts share more. "
+          "0: every panel in memory weighs the same.", "slider", "maga", minimum=0, maximum=10, step=0.5),
+    Field("maga.subject_mask", "Share only the subject", "Share only the sketched subject's tokens, so "
+          "backgrounds do not bleed from panel to panel.", "bool", "maga"),
+    Field("mode", "Execution", "sequential: panel after panel (the thesis). batched: panels denoised together "
+          "with a causal mask; the same pictures, more memory, faster on a GPU.", "choice", "advanced",
+          choices=(("sequential", "sequential"), ("batched", "batched"))),
+    Field("chunk_size", "Batch size", "Batched execution: panels per batch (0: all at once).", "int", "advanced"),
+    Field("maga.token_budget", "Token budget", "Tokens each memory panel shares per layer (0: all); "
+          "bounds the cost at high resolution.", "int", "advanced"),
+    Field("maga.tau", "Weighting temperature", "τ of the prompt-aware weighting: lower is sharper.", "float",
+          "advanced", step=0.01),
+    Field("canny_low", "Canny low", "Edge thresholds applied to the sketch (100 and 200 match the ControlNet).",
+          "int", "advanced"),
+    Field("canny_high", "Canny high", "Upper edge threshold.", "int", "advanced"),
+)
+
+# Settings whose "none" the form shows as an empty text or a zero.
+_EMPTY_IS_NONE = {"controlnet", "maga.token_budget"}
+
+
+def _get(data: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        data = data[part]
+    return data
+
+
+def _set(data: dict[str, Any], key: str, value: Any) -> None:
+    *parents, last = key.split(".")
+    for part in parents:
+        data = data[part]
+    data[last] = value
+
+
+def values_of(settings: Settings) -> list[Any]:
+    """The form's values for ``settings``, in :data:`FIELDS` order."""
+    data = settings.model_dump(mode="json")
+    out = []
+    for field in FIELDS:
+        value = _get(data, field.key)
+        if field.key in _EMPTY_IS_NONE and value is None:
+            value = 0 if field.kind == "int" else ""
+        out.append(str(value) if field.key == "maga.start_step" else value)
+    return out
+
+
+def _convert(field: Field, value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()
+    if field.key in _EMPTY_IS_NONE and value in (None, "", 0):
+        return None
+    if field.kind in ("int", "float", "slider"):
+        if value is None or value == "":
+            raise StoryError([f"settings.{field.key}: give a number ({field.label})"])
+        number = float(value)
+        return int(number) if field.kind == "int" or number.is_integer() and field.step == 1 else number
+    if field.key == "maga.start_step":
+        return int(value) if str(value).isdigit() else str(value)
+    if field.kind == "bool":
+        return bool(value)
+    return str(value)
+
+
+def apply_settings(story: Story, values: Sequence[Any]) -> Story:
+    """The story with the form's settings; ``StoryError`` lists every problem with its location."""
+    if len(values) != len(FIELDS):
+        raise ValueError(f"expected {len(FIELDS)} settings values, got {len(values)}")
+    data = story.model_dump(mode="json", by_alias=True)
+    problems = []
+    for field, value in zip(FIELDS, values, strict=True):
+        try:
+            _set(data["settings"], field.key, _convert(field, value))
+        except StoryError as e:
+            problems += e.problems
+        except ValueError:
+            problems.append(f"settings.{field.key}: {value!r} is not a number ({field.label})")
+    if problems:
+        raise StoryError(problems)
+    return parse_story(data)

@@ -1,0 +1,253 @@
+"""The page's layout: every component, created inside a ``gr.Blocks`` context, held by :class:`Widgets`.
+
+Two tabs follow the workflow: *Story and sketches* (the story, its panels, a canvas per panel)
+and *Render* (stage-2 settings, live progress, results, regeneration, download). ``elem_id`` s
+are stable names the browser tests use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from sketchstory.pipeline.stage1 import REGISTRY as SKETCH_MODELS
+from sketchstory.ui.canvas import CANVAS_LONG_SIDE
+from sketchstory.ui.settings_form import FIELDS, Field
+
+SettingInput = gr.Dropdown | gr.Checkbox | gr.Slider | gr.Number | gr.Textbox
+
+
+@dataclass
+class Widgets:
+    story: gr.State
+    # story
+    title: gr.Textbox
+    style: gr.Textbox
+    characters: gr.Textbox
+    negative: gr.Textbox
+    meta_note: gr.Markdown
+    path: gr.Textbox
+    open_btn: gr.Button
+    save_btn: gr.Button
+    upload_btn: gr.UploadButton
+    # panels
+    selector: gr.Radio
+    new_prompt: gr.Textbox
+    add_btn: gr.Button
+    delete_btn: gr.Button
+    left_btn: gr.Button
+    right_btn: gr.Button
+    storyboard: gr.Gallery
+    prompt: gr.Textbox
+    caption: gr.Textbox
+    seed: gr.Number
+    panel_note: gr.Markdown
+    editor: gr.ImageEditor
+    canny: gr.Image
+    flip_btn: gr.Button
+    thicker_btn: gr.Button
+    thinner_btn: gr.Button
+    # stage 1 and the library
+    s1_model: gr.Dropdown
+    s1_count: gr.Slider
+    s1_seed: gr.Number
+    s1_btn: gr.Button
+    s1_new_btn: gr.Button
+    s1_gallery: gr.Gallery
+    s1_paths: gr.State
+    s1_note: gr.Markdown
+    lib_query: gr.Textbox
+    lib_btn: gr.Button
+    lib_gallery: gr.Gallery
+    lib_paths: gr.State
+    lib_note: gr.Markdown
+    # render
+    settings: list[SettingInput]
+    keep_memory: gr.Checkbox
+    settings_note: gr.Markdown
+    generate_btn: gr.Button
+    stop_btn: gr.Button
+    status: gr.Markdown
+    results: gr.Gallery
+    strip: gr.Image
+    regen_panel: gr.Dropdown
+    regen_btn: gr.Button
+    download: gr.DownloadButton
+
+    @property
+    def meta(self) -> list[gr.Textbox]:
+        return [self.title, self.style, self.characters, self.negative]
+
+    @property
+    def panel_fields(self) -> list[gr.components.Component]:
+        return [self.selector, self.prompt, self.caption, self.seed]
+
+    @property
+    def form(self) -> list[gr.components.Component]:
+        """Every input a render commits first, so a keystroke still in flight is not lost."""
+        return [*self.meta, *self.panel_fields, *self.settings, self.keep_memory]
+
+
+def _setting(field: Field) -> SettingInput:
+    common: dict[str, Any] = {"label": field.label, "info": field.info,
+                              "elem_id": "setting-" + field.key.replace(".", "-")}
+    match field.kind:
+        case "choice":
+            return gr.Dropdown(choices=list(field.choices), allow_custom_value=field.custom, **common)
+        case "bool":
+            return gr.Checkbox(**common)
+        case "slider":
+            return gr.Slider(minimum=field.minimum or 0, maximum=field.maximum or 100, step=field.step, **common)
+        case "int" | "float":
+            # No minimum/maximum here: Gradio would reject each keystroke on the way to a valid
+            # number; the settings form checks the value and explains a wrong one.
+            return gr.Number(step=field.step or 1, precision=0 if field.kind == "int" else None, **common)
+        case _:
+            return gr.Textbox(**common)
+
+
+def _settings(group: str) -> dict[str, SettingInput]:
+    return {f.key: _setting(f) for f in FIELDS if f.group == group}
+
+
+def _stage1_tab(w: dict) -> None:
+    gr.Markdown("Sketches a text-to-image model draws from this panel's prompt (stage 1). Click one to make it "
+                "the panel's sketch; then edit it on the *Draw* tab.", elem_classes=["hint"])
+    with gr.Row():
+        w["s1_model"] = gr.Dropdown(choices=list(SKETCH_MODELS), allow_custom_value=True, label="Sketch model",
+                                    info="demo: the bundled model; sdxl: the thesis's (its weights must be here); "
+                                         "or a hub id, folder or file.", elem_id="s1-model")
+        w["s1_count"] = gr.Slider(1, 8, value=4, step=1, label="Candidates", elem_id="s1-count")
+        w["s1_seed"] = gr.Number(label="Seed", precision=0, info="Empty: the panel's seed.", elem_id="s1-seed")
+    with gr.Row():
+        w["s1_btn"] = gr.Button("Make candidates", variant="primary", size="md", elem_id="s1-make")
+        w["s1_new_btn"] = gr.Button("New seed, new candidates", size="md", elem_id="s1-new")
+    w["s1_gallery"] = gr.Gallery(label="Candidates (click one to use it)", columns=4, height=260,
+                                 allow_preview=False, object_fit="contain", format="png", elem_id="s1-gallery",
+                                 elem_classes=["pixelated"])
+    w["s1_paths"] = gr.State([])
+    w["s1_note"] = gr.Markdown(elem_id="s1-note")
+
+
+def _library_tab(w: dict) -> None:
+    gr.Markdown("Sketches from the sketch library (`sketchstory library`). Search by words; click one to make "
+                "it the panel's sketch.", elem_classes=["hint"])
+    with gr.Row(equal_height=True):
+        w["lib_query"] = gr.Textbox(show_label=False, placeholder="wizard hat (empty: browse)", scale=4,
+                                    elem_id="lib-query")
+        w["lib_btn"] = gr.Button("Search", size="md", scale=1, elem_id="lib-search")
+    w["lib_gallery"] = gr.Gallery(label="Library sketches (click one to use it)", columns=4, height=260,
+                                  allow_preview=False, object_fit="contain", format="png", elem_id="lib-gallery")
+    w["lib_paths"] = gr.State([])
+    w["lib_note"] = gr.Markdown(elem_id="lib-note")
+
+
+def build_widgets(work_folder: str) -> Widgets:
+    """Lay the page out (call inside ``gr.Blocks``)."""
+    gr.Markdown("# sketchstory\nWrite a story as panels, give each panel a sketch, and render them as one "
+                f"consistent comic. Everything is saved as you go in `{work_folder}`.")
+    w: dict = {"story": gr.State()}
+    with gr.Tabs():
+        with gr.Tab("1 · Story and sketches", id="story-tab"), gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                w["title"] = gr.Textbox(label="Title", elem_id="story-title")
+                w["style"] = gr.Textbox(label="Style", info="Added to every panel's prompt, e.g. "
+                                        "'storybook illustration'.", elem_id="story-style")
+                w["characters"] = gr.Textbox(
+                    label="Characters", lines=3, elem_id="story-characters",
+                    info="One per line, 'name: description'. A panel whose prompt names a character gets "
+                         "its description, which keeps it looking the same.",
+                    placeholder="wizard: a young wizard in a blue robe")
+                w["negative"] = gr.Textbox(label="Negative prompt", info="What no panel should show.",
+                                           elem_id="story-negative")
+                w["meta_note"] = gr.Markdown(elem_id="meta-note")
+                with gr.Accordion("Open or save a story file", open=False):
+                    w["path"] = gr.Textbox(label="Story file or folder on this computer",
+                                           placeholder="examples/wizard/story.json", elem_id="story-path")
+                    with gr.Row():
+                        w["open_btn"] = gr.Button("Open", size="sm", elem_id="open-story")
+                        w["save_btn"] = gr.Button("Save", size="sm", elem_id="save-story")
+                    w["upload_btn"] = gr.UploadButton("Upload a story (.json or .zip)", size="sm",
+                                                      file_types=[".json", ".zip"], elem_id="upload-story")
+            with gr.Column(scale=3):
+                with gr.Row(equal_height=True):
+                    w["selector"] = gr.Radio(label="Panel", elem_id="panel-selector", scale=3)
+                    w["left_btn"] = gr.Button("◀ Earlier", size="sm", scale=0, min_width=90, elem_id="move-left")
+                    w["right_btn"] = gr.Button("Later ▶", size="sm", scale=0, min_width=90, elem_id="move-right")
+                    w["delete_btn"] = gr.Button("Delete", size="sm", variant="stop", scale=0, min_width=80,
+                                                elem_id="delete-panel")
+                with gr.Row(equal_height=True):
+                    w["new_prompt"] = gr.Textbox(show_label=False, scale=4, elem_id="new-panel-prompt",
+                                                 placeholder="Prompt of a new panel, inserted after this one")
+                    w["add_btn"] = gr.Button("Add panel", size="sm", scale=1, elem_id="add-panel")
+                w["storyboard"] = gr.Gallery(label="Storyboard (click a panel to open it)", height=190,
+                                             allow_preview=False, object_fit="contain", format="png",
+                                             elem_id="storyboard")
+                with gr.Row():
+                    with gr.Column(scale=2, min_width=260):
+                        w["prompt"] = gr.Textbox(label="Prompt", lines=3, elem_id="panel-prompt",
+                                                 info="What the panel shows.")
+                        w["caption"] = gr.Textbox(label="Caption", elem_id="panel-caption",
+                                                  info="Printed under the panel in the comic strip.")
+                        w["seed"] = gr.Number(label="Seed", precision=0, elem_id="panel-seed",
+                                              info="Empty: derived from the story seed and the position.")
+                        w["panel_note"] = gr.Markdown(elem_id="panel-note")
+                        w["canny"] = gr.Image(label="What stage 2 sees: the sketch's Canny edges", height=200,
+                                              interactive=False, format="png", elem_id="canny-preview",
+                                              elem_classes=["pixelated"])
+                    with gr.Column(scale=3, min_width=400), gr.Tabs():
+                        with gr.Tab("Draw", id="draw-tab"):
+                            w["editor"] = gr.ImageEditor(
+                                label="Sketch",
+                                type="pil", image_mode="RGB", format="png", layers=False,
+                                sources=("upload", "clipboard"), transforms=(),
+                                canvas_size=(CANVAS_LONG_SIDE, CANVAS_LONG_SIDE),
+                                brush=gr.Brush(colors=["#000000", "#ffffff"], color_mode="fixed",
+                                               default_size=4),
+                                eraser=gr.Eraser(default_size=14), height=600, elem_id="sketch-canvas")
+                            gr.Markdown("Draw with the brush in black; remove lines with the eraser "
+                                        "or white paint; the image tool uploads a drawing or photo, which "
+                                        "is cleaned into black lines on white.", elem_classes=["hint"])
+                            with gr.Row():
+                                w["flip_btn"] = gr.Button("Flip ↔", size="sm", elem_id="flip-sketch")
+                                w["thicker_btn"] = gr.Button("Thicker lines", size="sm",
+                                                             elem_id="thicker-sketch")
+                                w["thinner_btn"] = gr.Button("Thinner lines", size="sm",
+                                                             elem_id="thinner-sketch")
+                        with gr.Tab("Candidates (stage 1)", id="stage1-tab"):
+                            _stage1_tab(w)
+                        with gr.Tab("Library", id="library-tab"):
+                            _library_tab(w)
+        with gr.Tab("2 · Render", id="render-tab"), gr.Row():
+            with gr.Column(scale=2, min_width=320):
+                w["settings_note"] = gr.Markdown(elem_id="settings-note")
+                with gr.Accordion("Model and sampling", open=True):
+                    sampling = _settings("sampling")
+                with gr.Accordion("Consistency (MAGA)", open=True):
+                    maga = _settings("maga")
+                with gr.Accordion("Advanced", open=False):
+                    advanced = _settings("advanced")
+                    w["keep_memory"] = gr.Checkbox(
+                        value=True, label="Keep the consistency memory on disk", elem_id="keep-memory",
+                        info="Makes regenerating one panel faster; uses disk space (a lot at 512 px).")
+                made = sampling | maga | advanced
+                w["settings"] = [made[f.key] for f in FIELDS]  # the order the settings form expects
+            with gr.Column(scale=3):
+                with gr.Row():
+                    w["generate_btn"] = gr.Button("Generate the story", variant="primary", elem_id="generate")
+                    w["stop_btn"] = gr.Button("Stop", variant="stop", scale=0, min_width=90, elem_id="stop")
+                w["status"] = gr.Markdown("Nothing rendered yet.", elem_id="render-status")
+                w["results"] = gr.Gallery(label="Panels (click one to pick it for regeneration)", columns=6,
+                                          height=240, object_fit="contain", allow_preview=False,
+                                          format="png", elem_id="results", elem_classes=["pixelated"])
+                with gr.Row(equal_height=True):
+                    w["regen_panel"] = gr.Dropdown(label="Panel to regenerate", scale=2, elem_id="regen-panel")
+                    w["regen_btn"] = gr.Button("Regenerate it with a new seed", size="md", scale=2,
+                                               elem_id="regenerate")
+                    w["download"] = gr.DownloadButton("Download everything (.zip)", interactive=False, size="md",
+                                                      scale=2, elem_id="download")
+                w["strip"] = gr.Image(label="Comic strip", interactive=False, format="png", elem_id="strip",
+                                      elem_classes=["pixelated"])
+    return Widgets(**w)

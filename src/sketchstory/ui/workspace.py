@@ -1,0 +1,236 @@
+"""The page's work folder: the autosaved working story, its sketches, the latest render, downloads.
+
+::
+
+    WORK/story.json   the working story, saved after every edit (an ordinary story file)
+    WORK/sketches/    drawn, uploaded and imported sketches, named by content (never overwritten)
+    WORK/out/         the latest render (layout: sketchstory.pipeline.runner)
+    WORK/exports/     zips made for download
+
+Sketches are named by a hash of their bytes, so importing a story twice or drawing the same thing
+again reuses the file, and a panel's sketch moves with it when panels are reordered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from PIL import Image
+
+from sketchstory.atomic import atomic_write, atomic_write_bytes
+from sketchstory.library.resolve import resolve as resolve_library
+from sketchstory.story import LIBRARY_PREFIX, Story, StoryError, load_story, resolve_sketch, save_story
+
+DEFAULT_WORK = Path("sketchstory-work")
+SKETCH_DIR = "sketches"
+# An uploaded zip larger than this when unpacked is refused (a story folder is a few MB).
+MAX_UNZIPPED_BYTES = 512 * 2**20
+MAX_ZIP_MEMBERS = 10_000
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """The latest render in ``WORK/out``: the story as it was run and the files it left."""
+
+    story: Story
+    panels: list[Path | None]  # per panel of ``story``; None where its file is missing
+    strip: Path | None
+    info: dict | None  # run.json
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "story"
+
+
+class Workspace:
+    def __init__(self, root: Path, library: Path | None = None) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.library = library  # the sketch library (None: the default one, see library.resolve)
+
+    @property
+    def story_path(self) -> Path:
+        return self.root / "story.json"
+
+    @property
+    def out(self) -> Path:
+        return self.root / "out"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    # --- the working story ------------------------------------------------------------------
+
+    def load(self) -> Story | None:
+        """The autosaved story, or None if there is none yet; ``StoryError`` if it is broken."""
+        if not self.story_path.exists():
+            return None
+        return load_story(self.story_path, check_files=False)  # missing sketches are reported at render time
+
+    def save(self, story: Story) -> None:
+        save_story(story, self.story_path)
+
+    def set_aside(self) -> Path:
+        """Rename an unreadable working story out of the way (never overwritten); returns its new path."""
+        n = 1
+        while (kept := self.root / f"story.unreadable-{n}.json").exists():
+            n += 1
+        return self.story_path.rename(kept)
+
+    # --- sketches ---------------------------------------------------------------------------
+
+    def store_bytes(self, data: bytes, suffix: str) -> str:
+        """Keep a sketch file's bytes in the work folder; returns its reference (relative path)."""
+        ref = f"{SKETCH_DIR}/{hashlib.sha256(data).hexdigest()[:16]}{suffix.lower() or '.png'}"
+        if not (self.root / ref).exists():
+            atomic_write_bytes(self.root / ref, data)
+        return ref
+
+    def store_image(self, image: Image.Image) -> str:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return self.store_bytes(buffer.getvalue(), ".png")
+
+    def sketch_file(self, story: Story, index: int) -> Path | None:
+        """The panel's sketch file in the work folder, if it has a local one that exists."""
+        ref = story.panels[index].sketch
+        if ref is None or ref.startswith(LIBRARY_PREFIX):
+            return None
+        try:
+            path = resolve_sketch(self.root, ref)
+        except ValueError:
+            return None
+        return path if path.is_file() else None
+
+    def local_sketches(self, story: Story) -> dict[str, Path]:
+        """Reference -> file, for every panel sketch that is in the work folder."""
+        return {ref: path for i, panel in enumerate(story.panels)
+                if (ref := panel.sketch) is not None and (path := self.sketch_file(story, i)) is not None}
+
+    # --- opening and saving story files -----------------------------------------------------
+
+    def import_story(self, path: Path) -> tuple[Story, list[str]]:
+        """Load a story file and copy its sketches in (library sketches too, when the library has them).
+
+        Returns the story and notes on the sketches that could not be found: a missing file leaves
+        its panel without a sketch, a missing library sketch keeps its ``library:ID`` reference.
+        """
+        path = Path(path).expanduser()
+        story = load_story(path, check_files=False)
+        notes, panels = [], list(story.panels)
+        for i, panel in enumerate(panels):
+            if panel.sketch is None:
+                continue
+            try:
+                source = self._sketch_source(path.parent, panel.sketch)
+            except ValueError as e:  # LibraryError is one
+                if panel.sketch.startswith(LIBRARY_PREFIX):
+                    notes.append(f"panel {i + 1}: {e}")
+                    continue
+                notes.append(f"panel {i + 1}: {e}; the panel has no sketch now, draw or upload one")
+                panels[i] = panel.model_copy(update={"sketch": None})
+                continue
+            panels[i] = panel.model_copy(update={"sketch": self.store_bytes(source.read_bytes(), source.suffix)})
+        return story.with_panels(panels), notes
+
+    def _sketch_source(self, story_dir: Path, ref: str) -> Path:
+        if ref.startswith(LIBRARY_PREFIX):
+            return resolve_library(ref, self.library)
+        source = resolve_sketch(story_dir, ref)
+        if not source.is_file():
+            raise ValueError(f"file not found: {ref}")
+        return source
+
+    def import_upload(self, upload: Path) -> tuple[Story, list[str]]:
+        """A story uploaded in the page: a story ``.json``, or a ``.zip`` of a story folder (as downloaded)."""
+        upload = Path(upload)
+        if upload.suffix.lower() == ".json":
+            return self.import_story(upload)
+        if upload.suffix.lower() != ".zip":
+            raise StoryError([f"{upload.name}: upload a story file (.json) or a zip of a story folder (.zip)"])
+        with tempfile.TemporaryDirectory(dir=self.root, prefix=".unzip-") as tmp:
+            return self.import_story(_unzip_story(upload, Path(tmp)))
+
+    def export_story(self, story: Story, dest: Path) -> Path:
+        """Write the story and its sketches to ``dest`` (a ``.json`` file, or a folder for ``story.json``)."""
+        dest = Path(dest).expanduser()
+        target = dest if dest.suffix.lower() == ".json" else dest / "story.json"
+        for ref, source in self.local_sketches(story).items():
+            if not (target.parent / ref).exists():
+                atomic_write_bytes(target.parent / ref, source.read_bytes())
+        return save_story(story, target)
+
+    # --- results ----------------------------------------------------------------------------
+
+    def results(self) -> RunResults | None:
+        """The latest render, or None if nothing was rendered here yet."""
+        try:
+            story = load_story(self.out / "story.json", check_files=False)
+        except StoryError:
+            return None
+        panels = [self.out / "panels" / f"panel_{n:02d}.png" for n in range(len(story.panels))]
+        try:
+            info = json.loads((self.out / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            info = None
+        strip = self.out / "strip.png"
+        return RunResults(story, [p if p.is_file() else None for p in panels], strip if strip.is_file() else None,
+                          info)
+
+    def results_zip(self) -> Path:
+        """One zip of the latest render: panels, strip, conditions, run info, and the story with its sketches.
+
+        Everything sits in one folder named after the story, so unpacked it is a story folder
+        that ``sketchstory generate`` (and this page's upload) reads as is.
+        """
+        results = self.results()
+        if results is None:
+            raise StoryError(["nothing to download yet: generate the story first"])
+        folder = slug(results.story.title)
+        files: dict[str, Path] = {}
+        for name in ("story.json", "run.json", "strip.png"):
+            if (self.out / name).is_file():
+                files[name] = self.out / name
+        for n, path in enumerate(results.panels):
+            if path is not None:
+                files[f"panels/{path.name}"] = path
+            for condition in sorted((self.out / "conditions").glob(f"panel_{n:02d}_*.png")):
+                files[f"conditions/{condition.name}"] = condition
+        files |= self.local_sketches(results.story)
+        target = self.exports / f"{folder}.zip"
+
+        def write(tmp: Path) -> None:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                for arcname, path in sorted(files.items()):
+                    zf.write(path, f"{folder}/{arcname}")
+
+        return atomic_write(target, write)
+
+
+def _unzip_story(upload: Path, dest: Path) -> Path:
+    """Unpack an uploaded zip safely and return its story file (the shallowest ``story.json``)."""
+    try:
+        with zipfile.ZipFile(upload) as zf:
+            members = zf.infolist()
+            if len(members) > MAX_ZIP_MEMBERS or sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
+                raise StoryError([f"{upload.name}: too large for a story folder; zip just the story and its sketches"])
+            for m in members:
+                parts = PurePosixPath(m.filename).parts
+                if m.filename.startswith("/") or ".." in parts:
+                    raise StoryError([f"{upload.name}: entry {m.filename!r} points outside the zip; "
+                                      "zip the story folder itself"])
+            zf.extractall(dest)
+    except zipfile.BadZipFile:
+        raise StoryError([f"{upload.name}: not a readable zip file"]) from None
+    stories = sorted(dest.rglob("story.json"), key=lambda p: len(p.parts))
+    if not stories:
+        raise StoryError([f"{upload.name}: the zip has no story.json; zip a story folder (story.json and sketches/)"])
+    return stories[0]

@@ -1,0 +1,243 @@
+"""The web UI in a real browser: Debian's headless Chromium, driven by Playwright, against the served page.
+
+One walk through the workflow on the tiny models: build a 3-panel story, take one sketch from stage-1
+candidates and one from the sketch library, draw on a canvas, reorder, fix a bad setting, generate,
+regenerate one panel, download the zip. Screenshots of each state go to
+``out/ui-screenshots`` (override with ``SKETCHSTORY_SCREENSHOTS``) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio", reason="the web UI needs the 'ui' extra (gradio)")
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
+
+CHROMIUM = os.environ.get("SKETCHSTORY_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    pytest.skip("browser tests need Chromium (apt-get install chromium, or set SKETCHSTORY_CHROMIUM)",
+                allow_module_level=True)
+
+from PIL import Image, ImageDraw  # noqa: E402
+
+from sketchstory.library.index import Meta  # noqa: E402
+from sketchstory.library.store import Library  # noqa: E402
+from sketchstory.story import parse_story, save_story  # noqa: E402
+from sketchstory.ui.app import build_app, launch  # noqa: E402
+from sketchstory.ui.render import Renderer  # noqa: E402
+from sketchstory.ui.workspace import Workspace  # noqa: E402
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = Path(os.environ.get("SKETCHSTORY_SCREENSHOTS", Path(__file__).parents[2] / "out" / "ui-screenshots"))
+TIMEOUT_MS = 60_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def library(root: Path) -> Path:
+    """A sketch library with two sketches."""
+    with Library.writer(root) as lib, lib.index.db:
+        for n, (prompt, category) in enumerate([("a tall wizard hat", "clothes"), ("a sleeping cat", "animals")]):
+            page = Image.new("L", (96, 96), 255)
+            ImageDraw.Draw(page).ellipse((10 + 20 * n, 10, 60 + 20 * n, 80), outline=0, width=3)
+            lib.add(page, Meta("sundry", prompt, (), category=category))
+    return root
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Workspace]]:
+    """The page on localhost, its work folder starting with a one-panel story for the tiny model."""
+    tmp = tmp_path_factory.mktemp("ui")
+    ws = Workspace(tmp / "work", library(tmp / "library"))
+    save_story(parse_story({"title": "Untitled story", "panels": [{"prompt": "a wizard"}],
+                            "settings": {"model": "tiny", "width": 32, "height": 32, "steps": 3,
+                                         "guidance_scale": 5.0, "maga": {"start_step": 1, "memory": "all"}}}),
+               ws.story_path)
+    app = build_app(ws, Renderer("cpu", ws.library))
+    port = free_port()
+    launch(app, ws, "127.0.0.1", port, block=False)
+    try:
+        yield f"http://127.0.0.1:{port}", ws
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def page(served: tuple[str, Workspace]) -> Iterator[sync_api.Page]:
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        sync_api.expect.set_options(timeout=TIMEOUT_MS)
+        page.goto(served[0])
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def shot(page: sync_api.Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def text_field(page: sync_api.Page, elem_id: str) -> sync_api.Locator:
+    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+
+
+def type_over(field: sync_api.Locator, text: str) -> None:
+    """Replace the field's text by typing, as a person does (``fill`` skips the keystroke events)."""
+    field.click()
+    field.press("Control+a")
+    field.press_sequentially(text)
+
+
+def saved(ws: Workspace) -> dict:
+    return json.loads(ws.story_path.read_text())
+
+
+def wait_until(page: sync_api.Page, check: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    """Poll ``check`` (server-side state, e.g. the autosaved story) until it holds."""
+    for _ in range(int(timeout_s * 10)):
+        try:
+            if check():
+                return
+        except (OSError, ValueError, KeyError, IndexError):
+            pass  # a file being replaced, or not there yet
+        page.wait_for_timeout(100)
+    raise AssertionError(f"timed out waiting for: {what}")
+
+
+def draw_stroke(page: sync_api.Page) -> None:
+    page.locator("#sketch-canvas button[aria-label='Brush']").click()
+    box = page.locator("#sketch-canvas canvas").first.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
+    page.mouse.move(x - 120, y - 60)
+    page.mouse.down()
+    for k in range(1, 25):
+        page.mouse.move(x - 120 + 10 * k, y - 60 + 5 * k, steps=2)
+    page.mouse.up()
+
+
+def open_panel(page: sync_api.Page, n: int, prompt: str) -> None:
+    page.locator("#panel-selector label", has_text=f"Panel {n}").click()
+    sync_api.expect(text_field(page, "panel-prompt")).to_have_value(prompt)
+
+
+@pytest.mark.slow  # minutes on 2 shared cores: a browser, a server and three models
+def test_workflow_from_story_to_zip(page: sync_api.Page, served: tuple[str, Workspace]) -> None:
+    _, ws = served
+    title = text_field(page, "story-title")
+    sync_api.expect(title).to_have_value("Untitled story")
+    shot(page, "01-opened")
+
+    # Build a 3-panel story.
+    type_over(title, "Browser story")
+    type_over(text_field(page, "panel-prompt"), "a wizard in a blue robe in a forest")
+    for prompt in ("the wizard finds a tall hat", "the wizard meets a cat"):
+        text_field(page, "new-panel-prompt").fill(prompt)  # read when Add is clicked: no keystrokes needed
+        page.locator("#add-panel").click()
+        sync_api.expect(text_field(page, "panel-prompt")).to_have_value(prompt)
+    wait_until(page, lambda: [p["prompt"] for p in saved(ws)["panels"]] == [
+        "a wizard in a blue robe in a forest", "the wizard finds a tall hat", "the wizard meets a cat"],
+        "three panels autosaved")
+    assert saved(ws)["title"] == "Browser story"
+    sync_api.expect(page.locator("#panel-selector label")).to_have_count(3)
+
+    # Panel 1 takes a stage-1 candidate.
+    open_panel(page, 1, "a wizard in a blue robe in a forest")
+    page.get_by_role("tab", name="Candidates (stage 1)").click()
+    sync_api.expect(page.locator("#s1-model input")).to_have_value("tiny")
+    type_over(page.locator("#s1-count input[type=number]"), "2")
+    page.locator("#s1-make").click()
+    sync_api.expect(page.locator("#s1-gallery img")).to_have_count(2, timeout=120_000)
+    sync_api.expect(page.locator("#s1-note")).to_contain_text("2 candidates for panel 1")
+    shot(page, "02-candidates")
+    page.locator("#s1-gallery img").first.click()
+    wait_until(page, lambda: (saved(ws)["panels"][0].get("sketch") or "").startswith("sketches/"), "candidate chosen")
+
+    # Panel 3 takes a sketch found in the library.
+    open_panel(page, 3, "the wizard meets a cat")
+    page.get_by_role("tab", name="Library").click()
+    text_field(page, "lib-query").fill("cat")
+    page.locator("#lib-search").click()
+    sync_api.expect(page.locator("#lib-gallery img")).to_have_count(1)
+    page.locator("#lib-gallery img").first.click()
+    wait_until(page, lambda: (saved(ws)["panels"][2].get("sketch") or "").startswith("sketches/"), "library pick")
+    sync_api.expect(page.locator("#canny-preview img")).to_be_visible()
+    shot(page, "03-library")
+
+    # Draw a stroke on panel 2's canvas: it becomes the panel's sketch, with a Canny preview.
+    open_panel(page, 2, "the wizard finds a tall hat")
+    page.get_by_role("tab", name="Draw").click()
+    draw_stroke(page)
+    wait_until(page, lambda: saved(ws)["panels"][1].get("sketch") is not None, "the drawing saved as panel 2's sketch")
+    sketch_ref = saved(ws)["panels"][1]["sketch"]
+    assert (ws.root / sketch_ref).is_file()
+    sync_api.expect(page.locator("#canny-preview img")).to_be_visible()
+    shot(page, "04-drawn")
+
+    # Move panel 2 one place later: its sketch and prompt go with it.
+    page.locator("#move-right").click()
+    wait_until(page, lambda: saved(ws)["panels"][2]["prompt"] == "the wizard finds a tall hat", "panel 2 moved to 3")
+    panels = saved(ws)["panels"]
+    assert panels[2]["sketch"] == sketch_ref and panels[1]["prompt"] == "the wizard meets a cat"
+    sync_api.expect(page.locator("#panel-selector input[type=radio]").nth(2)).to_be_checked()
+    shot(page, "05-reordered")
+
+    # A bad setting is explained beside the form and not applied; a good one is applied.
+    page.get_by_role("tab", name="2 · Render").click()
+    type_over(text_field(page, "setting-width"), "30")
+    sync_api.expect(page.locator("#settings-note")).to_contain_text("multiple of 8")
+    shot(page, "06-bad-setting")
+    assert saved(ws)["settings"]["width"] == 32
+    type_over(text_field(page, "setting-width"), "32")
+    type_over(page.locator("#setting-steps input[type=number]"), "2")
+    wait_until(page, lambda: saved(ws)["settings"]["steps"] == 2, "steps set to 2")
+    sync_api.expect(page.locator("#settings-note")).to_have_text("")
+
+    # Generate: live progress, then the panels, the strip and the download.
+    page.locator("#generate").click()
+    sync_api.expect(page.locator("#render-status")).to_contain_text("Done", timeout=120_000)
+    sync_api.expect(page.locator("#render-status")).to_contain_text("3 rendered")
+    sync_api.expect(page.locator("#results img")).to_have_count(3)
+    sync_api.expect(page.locator("#strip img")).to_be_visible()
+    shot(page, "07-generated")
+    before = {n: (ws.out / "panels" / f"panel_{n:02d}.png").read_bytes() for n in range(3)}
+
+    # Regenerate panel 2 only (picked by clicking it in the results).
+    page.locator("#results img").nth(1).click()
+    sync_api.expect(page.locator("#regen-panel input")).to_have_value("Panel 2")
+    page.locator("#regenerate").click()
+    sync_api.expect(page.locator("#render-status")).to_contain_text("1 rendered, 2 kept", timeout=120_000)
+    after = {n: (ws.out / "panels" / f"panel_{n:02d}.png").read_bytes() for n in range(3)}
+    assert after[1] != before[1] and after[0] == before[0] and after[2] == before[2]
+    shot(page, "08-regenerated")
+
+    # Download everything as one zip: a story folder with the panels, the strip and the sketches.
+    with page.expect_download() as download:
+        page.locator("#download").click()
+    target = ws.root.parent / "download.zip"
+    download.value.save_as(target)
+    with zipfile.ZipFile(target) as zf:
+        names = set(zf.namelist())
+        story = json.loads(zf.read("browser-story/story.json"))
+    assert {f"browser-story/panels/panel_{n:02d}.png" for n in range(3)} <= names
+    assert {"browser-story/strip.png", "browser-story/run.json", f"browser-story/{sketch_ref}"} <= names
+    assert [p["prompt"] for p in story["panels"]][2] == "the wizard finds a tall hat"
+    assert story["panels"][2]["sketch"] == sketch_ref
