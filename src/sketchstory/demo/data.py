@@ -1,0 +1,81 @@
+"""Training data from the toy world: images, sketches, Canny control images and captions.
+
+The set is rendered once per (seed, count, size) and cached as ``.npz`` so that a resumed or
+repeated training sees exactly the same samples.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sketchstory.atomic import atomic_path
+from sketchstory.demo.world import SKETCH_PREFIX, sample
+
+# Stage 2 feeds the ControlNet the Canny edges of the sketch with these thresholds (white on black).
+CANNY_LOW, CANNY_HIGH = 100, 200
+
+
+def control_image(sketch: np.ndarray) -> np.ndarray:
+    """The ControlNet condition of a sketch: its Canny edges as an HxWx3 uint8 RGB image."""
+    if sketch.ndim != 2 or sketch.dtype != np.uint8:
+        raise ValueError(f"expected an HxW uint8 sketch, got shape {sketch.shape} and dtype {sketch.dtype}")
+    edges = cv2.Canny(sketch, CANNY_LOW, CANNY_HIGH)
+    return np.repeat(edges[..., None], 3, axis=2)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """NxHxWx3 (or NxHxW grey) uint8 -> Nx3xHxW float in [-1, 1]."""
+    if images.ndim == 3:
+        images = np.repeat(images[..., None], 3, axis=3)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+@dataclass(frozen=True)
+class WorldData:
+    images: np.ndarray  # NxHxWx3 uint8
+    sketches: np.ndarray  # NxHxW uint8
+    boxes: np.ndarray  # Nx4 int: the character's x0, y0, x1, y1
+    captions: list[str]
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def sketch_captions(self) -> list[str]:
+        return [SKETCH_PREFIX + c for c in self.captions]
+
+    def controls(self, index: np.ndarray) -> np.ndarray:
+        return np.stack([control_image(self.sketches[i]) for i in index])
+
+
+def render_world(count: int, size: int, seed: int) -> WorldData:
+    """Samples ``seed * count ... seed * count + count - 1`` of the world (disjoint across seeds)."""
+    images = np.empty((count, size, size, 3), np.uint8)
+    sketches = np.empty((count, size, size), np.uint8)
+    boxes = np.empty((count, 4), np.int64)
+    captions = []
+    for i in tqdm(range(count), desc="rendering the toy world", leave=False):
+        s = sample(seed * count + i, size)
+        images[i], sketches[i], boxes[i] = s.image, s.sketch, s.bbox
+        captions.append(s.caption)
+    return WorldData(images, sketches, boxes, captions)
+
+
+def load_or_render(path: Path, count: int, size: int, seed: int) -> WorldData:
+    """The cached set at ``path`` if it was made with these settings, else a fresh one (then cached)."""
+    key = json.dumps({"count": count, "size": size, "seed": seed, "format": 2})
+    if path.exists():
+        with np.load(path) as z:
+            if str(z["key"]) == key:
+                return WorldData(z["images"], z["sketches"], z["boxes"], json.loads(str(z["captions"])))
+    data = render_world(count, size, seed)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, key=key, images=data.images, sketches=data.sketches, boxes=data.boxes,
+                 captions=json.dumps(data.captions))
+    return data
