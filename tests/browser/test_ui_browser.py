@@ -1,7 +1,7 @@
 """The web UI in a real browser: Debian's headless Chromium, driven by Playwright, against the served page.
 
 One walk through the workflow on the tiny models: build a 3-panel story, take one sketch from stage-1
-candidates and one from the sketch library, draw on a canvas, reorder, fix a bad setting, generate,
+candidates and one from the sketch library, draw and erase on a canvas, reorder, fix a bad setting, generate,
 regenerate one panel, download the zip. Screenshots of each state go to
 ``out/ui-screenshots`` (override with ``SKETCHSTORY_SCREENSHOTS``) for a person to look at.
 """
@@ -26,6 +26,7 @@ if CHROMIUM is None:
     pytest.skip("browser tests need Chromium (apt-get install chromium, or set SKETCHSTORY_CHROMIUM)",
                 allow_module_level=True)
 
+import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from sketchstory.library.index import Meta  # noqa: E402
@@ -122,16 +123,22 @@ def wait_until(page: sync_api.Page, check: Callable[[], bool], what: str, timeou
     raise AssertionError(f"timed out waiting for: {what}")
 
 
-def draw_stroke(page: sync_api.Page) -> None:
-    page.locator("#sketch-canvas button[aria-label='Brush']").click()
+def drag_on_canvas(page: sync_api.Page, tool: str, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Pick a tool ("Brush", "Erase") and drag it from ``start`` to ``end`` (offsets from the canvas centre)."""
+    page.locator(f"#sketch-canvas button[aria-label='{tool}']").click()
     box = page.locator("#sketch-canvas canvas").first.bounding_box()
     assert box is not None
     x, y = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
-    page.mouse.move(x - 120, y - 60)
+    page.mouse.move(x + start[0], y + start[1])
     page.mouse.down()
     for k in range(1, 25):
-        page.mouse.move(x - 120 + 10 * k, y - 60 + 5 * k, steps=2)
+        page.mouse.move(x + start[0] + (end[0] - start[0]) * k / 24, y + start[1] + (end[1] - start[1]) * k / 24,
+                        steps=2)
     page.mouse.up()
+
+
+def ink(path: Path) -> int:
+    return int((np.asarray(Image.open(path).convert("L")) < 128).sum())
 
 
 def open_panel(page: sync_api.Page, n: int, prompt: str) -> None:
@@ -185,12 +192,16 @@ def test_workflow_from_story_to_zip(page: sync_api.Page, served: tuple[str, Work
     # Draw a stroke on panel 2's canvas: it becomes the panel's sketch, with a Canny preview.
     open_panel(page, 2, "the wizard finds a tall hat")
     page.get_by_role("tab", name="Draw").click()
-    draw_stroke(page)
+    drag_on_canvas(page, "Brush", (-120, -60), (120, 60))
     wait_until(page, lambda: saved(ws)["panels"][1].get("sketch") is not None, "the drawing saved as panel 2's sketch")
-    sketch_ref = saved(ws)["panels"][1]["sketch"]
-    assert (ws.root / sketch_ref).is_file()
+    drawn = saved(ws)["panels"][1]["sketch"]
     sync_api.expect(page.locator("#canny-preview img")).to_be_visible()
-    shot(page, "04-drawn")
+    # Erase across the middle of the stroke: the sketch loses ink.
+    drag_on_canvas(page, "Erase", (-30, 40), (30, -40))
+    wait_until(page, lambda: saved(ws)["panels"][1]["sketch"] != drawn, "the erased drawing saved")
+    sketch_ref = saved(ws)["panels"][1]["sketch"]
+    assert 0 < ink(ws.root / sketch_ref) < ink(ws.root / drawn)
+    shot(page, "04-drawn-and-erased")
 
     # Move panel 2 one place later: its sketch and prompt go with it.
     page.locator("#move-right").click()

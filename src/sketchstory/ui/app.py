@@ -13,10 +13,11 @@ from typing import Any
 
 import gradio as gr
 
+from sketchstory.ui import DEFAULT_WORK
 from sketchstory.ui.handlers import Handlers
 from sketchstory.ui.render import Renderer
 from sketchstory.ui.widgets import Widgets, build_widgets
-from sketchstory.ui.workspace import DEFAULT_WORK, Workspace
+from sketchstory.ui.workspace import Workspace
 
 # Tiny renders (32-64 px) stay crisp when the browser enlarges them; the strip fills its column;
 # storyboard thumbnails stay small however few panels there are (Gradio sizes them to fill the row).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sketchstory.ui.workspace import DEFAULT_WORK
+from sketchstory.ui import DEFAULT_WORK
 
 
 def add_ui_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

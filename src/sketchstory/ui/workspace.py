@@ -28,7 +28,6 @@ from sketchstory.atomic import atomic_write, atomic_write_bytes
 from sketchstory.library.resolve import resolve as resolve_library
 from sketchstory.story import LIBRARY_PREFIX, Story, StoryError, load_story, resolve_sketch, save_story
 
-DEFAULT_WORK = Path("sketchstory-work")
 SKETCH_DIR = "sketches"
 # An uploaded zip larger than this when unpacked is refused (a story folder is a few MB).
 MAX_UNZIPPED_BYTES = 512 * 2**20
