@@ -174,11 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
 
     from sketchstory.commands import eval as eval_command, library, sketch, story
+    from sketchstory.ui.cli import add_ui_parser
 
     sketch.register(sub)
     story.register(sub)
     library.register(sub)
     eval_command.register(sub)
+    add_ui_parser(sub)
 
     p = sub.add_parser("check", help="validate a story file and its sketches")
     p.add_argument("story", type=Path)
