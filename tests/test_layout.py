@@ -120,3 +120,10 @@ def test_more_columns_than_panels_gives_one_row():
 def test_bad_requests_are_refused_with_a_reason(images, captions, options, message):
     with pytest.raises(ValueError, match=message):
         compose_page(images, captions, **options)
+
+
+def test_small_panels_are_enlarged_by_whole_factors_for_readable_captions():
+    small = panels(2, (64, 48))
+    page = compose_page(small, ["a caption long enough to wrap", None], min_side=256)
+    assert page.width == compose_page(panels(2, (256, 192)), [None, None]).width
+    assert compose_page(small, [None, None]).width < page.width

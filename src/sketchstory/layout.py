@@ -20,13 +20,15 @@ def compose_page(
     border: int = 2,
     caption_size: int = 18,
     title_size: int = 32,
+    min_side: int = 0,
 ) -> Image.Image:
     """Lay the panels out row by row in story order and return the page as an RGB image.
 
     Panels keep their pixels: every column is as wide as the widest panel and each row as tall
     as its tallest one, smaller panels are centred in their cell. Each panel gets a black border
     ``border`` px wide and its caption, wrapped to the column width, below it. ``columns``
-    defaults to :func:`default_columns`.
+    defaults to :func:`default_columns`. Panels whose longer side is below ``min_side`` are
+    enlarged by a whole factor (nearest neighbour, so pixels stay exact) to leave room for captions.
     """
     if not images:
         raise ValueError("there are no panels to lay out; generate or add at least one panel first")
@@ -41,7 +43,7 @@ def compose_page(
         raise ValueError("gutter and border must be >= 0 and font sizes >= 1")
     columns = min(columns, len(images))
 
-    panels = [_on_white(image) for image in images]
+    panels = [_enlarged(_on_white(image), min_side) for image in images]
     caption_font, title_font = _font(caption_size), _font(title_size)
     cell_width = max(panel.width for panel in panels) + 2 * border
     page_width = 2 * gutter + columns * cell_width + (columns - 1) * gutter
@@ -87,6 +89,13 @@ def compose_page(
                 )
         y += row_height + caption_height + gutter
     return page
+
+
+def _enlarged(image: Image.Image, min_side: int) -> Image.Image:
+    factor = math.ceil(min_side / max(image.size))
+    if factor <= 1:
+        return image
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
 
 
 def default_columns(count: int) -> int:

@@ -259,7 +259,7 @@ class StoryRun:
         if all(p.exists() for p in panels):
             images = [Image.open(p).convert("RGB") for p in panels]
             captions = [panel.caption for panel in self.story.panels]
-            save_png(compose_page(images, captions, title=self.story.title), self.out / "strip.png")
+            save_png(compose_page(images, captions, title=self.story.title, min_side=256), self.out / "strip.png")
         atomic_write_text(self.out / "story.json", self.story.to_json())
         peak_cuda = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
         info = {
