@@ -36,6 +36,7 @@ CONFIGS: dict[str, dict] = {
     "MAGA default (anchors:0+window:2)": {},
     "MAGA default, batched": {"mode": "batched"},
     "MAGA early (layer 4, step 5/50)": {"maga": {"start_layer": 4, "start_step": "5/50"}},
+    "MAGA everywhere (layer 0, step 0)": {"maga": {"start_layer": 0, "start_step": 0}},
 }
 
 
