@@ -6,8 +6,19 @@ import cv2
 import numpy as np
 import pytest
 
-from sketchstory.demo.consistency import DEFAULT_THRESHOLD, hidden_consistency, part_colour
-from sketchstory.demo.world import COLOURS, Character, Story, make_story, render, with_character
+from sketchstory.demo.consistency import (
+    DEFAULT_THRESHOLD,
+    hidden_consistency,
+    part_colour,
+)
+from sketchstory.demo.world import (
+    COLOURS,
+    Character,
+    Story,
+    make_story,
+    render,
+    with_character,
+)
 
 
 def _recoloured(story: Story, panels: set[int]) -> list[np.ndarray]:

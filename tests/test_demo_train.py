@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    ControlNetModel,
+    DDIMScheduler,
+    UNet2DConditionModel,
+)
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from sketchstory.demo import checkpoint, train_diffusion
@@ -22,8 +28,8 @@ SUBFOLDERS = ("vae", "text_encoder", "tokenizer", "unet", "controlnet", "schedul
 
 
 def _tiny(tmp_path: Path, **overrides: object) -> TrainConfig:
-    settings = dict(preset="tiny", samples=16, vae_steps=2, vae_batch=4, steps=2, batch=4, warmup=1,
-                    log_every=1, checkpoint_minutes=0.0)
+    settings = {"preset": "tiny", "samples": 16, "vae_steps": 2, "vae_batch": 4, "steps": 2, "batch": 4,
+                "warmup": 1, "log_every": 1, "checkpoint_minutes": 0.0}
     return TrainConfig(run_dir=tmp_path / "run", out_dir=tmp_path / "weights", **(settings | overrides))
 
 
@@ -80,7 +86,7 @@ def test_cli_flags_reach_the_config(tmp_path: Path) -> None:
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    steps = dict(steps=4, vae_steps=3, checkpoint_minutes=1e-9)  # a checkpoint after every step
+    steps = {"steps": 4, "vae_steps": 3, "checkpoint_minutes": 1e-9}  # a checkpoint after every step
     straight = train(_tiny(tmp_path / "a", **steps))
 
     real_save = checkpoint.save
@@ -102,10 +108,19 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path: Path, monkeypa
     assert all(torch.allclose(a[k], b[k], atol=1e-3) for k in a)
 
 
+def test_a_finished_run_extends_when_asked_for_more_steps(tmp_path: Path) -> None:
+    train(_tiny(tmp_path, steps=2))
+    again = train(_tiny(tmp_path, steps=2))  # finished: loads, trains nothing
+    assert again["diffusion"]["history"] == [{"steps_setting": 2, "lr": again["config"]["lr"], "from": 0, "to": 2}]
+    longer = train(_tiny(tmp_path, steps=3))
+    assert longer["diffusion"]["steps"] == 3
+    assert [(h["from"], h["to"], h["steps_setting"]) for h in longer["diffusion"]["history"]] == [(0, 2, 2), (2, 3, 3)]
+
+
 def test_learning_rate_warms_up_then_decays_to_a_tenth() -> None:
     lrs = [learning_rate(1.0, s, 100, 10) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False))
+    assert all(a >= b for a, b in pairwise(lrs[9:]))
     assert learning_rate(1.0, 100, 100, 10) == pytest.approx(0.1)
 
 

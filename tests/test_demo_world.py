@@ -8,7 +8,15 @@ import pytest
 from sketchstory.demo.consistency import MIN_PIXELS
 from sketchstory.demo.figures import HIDDEN_PARTS
 from sketchstory.demo.scenery import NIGHT, SETTING_PHRASES, SKY
-from sketchstory.demo.world import COLOURS, SKETCH_PREFIX, Character, make_story, random_scene, render, sample
+from sketchstory.demo.world import (
+    COLOURS,
+    SKETCH_PREFIX,
+    Character,
+    make_story,
+    random_scene,
+    render,
+    sample,
+)
 
 SEEDS = range(60)
 

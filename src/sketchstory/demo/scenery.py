@@ -7,6 +7,7 @@ background label, so character masks never include scenery.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def castle(p: Painter, rng: np.random.Generator, y: float) -> None:
     top = y - rng.uniform(0.30, 0.40)
     edges = np.linspace(left, right, 8)
     wall = [(left, y)]
-    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+    for i, (a, b) in enumerate(pairwise(edges)):
         h = top - 0.04 if i % 2 == 0 else top  # alternate merlons and gaps along the top
         wall += [(a, h), (b, h)]
     p.polygon(wall + [(right, y)], STONE)

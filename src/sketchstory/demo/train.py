@@ -67,7 +67,7 @@ def export(vae: AutoencoderKL, models: Models, out: Path) -> None:
         controlnet=models.controlnet, scheduler=sampling_scheduler(), safety_checker=None,
         feature_extractor=None, requires_safety_checker=False,
     )
-    modules = [vae, models.text_encoder, models.unet, models.controlnet]
+    modules: list[torch.nn.Module] = [vae, models.text_encoder, models.unet, models.controlnet]
     for m in modules:
         m.half()
     pipe.save_pretrained(out, safe_serialization=True)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     # The package logger, not the root one: the log file gets only this run's lines.
     demo_log = logging.getLogger("sketchstory.demo")
     demo_log.setLevel(logging.INFO)
-    handlers = [logging.FileHandler(cfg.run_dir / "train.log"), logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = [logging.FileHandler(cfg.run_dir / "train.log"), logging.StreamHandler(sys.stderr)]
     for h in handlers:
         h.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
         demo_log.addHandler(h)

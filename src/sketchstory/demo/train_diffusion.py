@@ -17,12 +17,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, ControlNetModel, DDPMScheduler, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    ControlNetModel,
+    DDPMScheduler,
+    UNet2DConditionModel,
+)
 from tqdm import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from sketchstory.demo import checkpoint
-from sketchstory.demo.architecture import Preset, build_controlnet, build_text_encoder, build_unet, training_scheduler
+from sketchstory.demo.architecture import (
+    Preset,
+    build_controlnet,
+    build_text_encoder,
+    build_unet,
+    training_scheduler,
+)
 from sketchstory.demo.data import WorldData, control_image, to_tensor
 from sketchstory.demo.train_config import TrainConfig, learning_rate
 
@@ -128,7 +139,12 @@ def _loss(models: Models, t: Tensors, cfg: TrainConfig, gen: torch.Generator, no
 
 
 def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path) -> tuple[Models, dict]:
-    """Train (or resume, or load when finished); returns the EMA models and the run's summary."""
+    """Train, resume, extend or just load; returns the EMA models and the run's summary.
+
+    A finished run asked for more ``steps`` than it took continues from its last step (a warm
+    restart of the learning-rate schedule, which is computed for the new total); ``history`` in the
+    summary lists every segment, so the provenance of the weights stays exact.
+    """
     torch.manual_seed(cfg.seed)  # model initialisation
     text_encoder = build_text_encoder(p)
     unet = build_unet(p)
@@ -136,22 +152,27 @@ def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path) -> tupl
     opt = torch.optim.AdamW(models.parameters(), lr=cfg.lr, weight_decay=1e-2)
     ema = EMA(models.named(), cfg.ema_decay)
     state = checkpoint.load(path)
-    step, elapsed, recent = 0, 0.0, []
+    step, elapsed, recent, history = 0, 0.0, [], []
     if state is not None:
         for name, m in models.named().items():
             m.load_state_dict(state["models"][name])
         opt.load_state_dict(state["optimizer"])
         ema.shadow = state["ema"]
         step, elapsed, recent = state["step"], state["elapsed"], state["recent"]
-        if not state.get("summary"):
-            log.info("diffusion: resuming at step %d", step)
+        history = state.get("history", [])
+        if step < cfg.steps:
+            log.info("diffusion: %s at step %d of %d", "extending" if state.get("summary") else "resuming",
+                     step, cfg.steps)
+    finished = state is not None and bool(state.get("summary")) and step >= cfg.steps
+    if not finished and (not history or "to" in history[-1]):  # else: resuming an interrupted segment
+        history.append({"steps_setting": cfg.steps, "lr": cfg.lr, "from": step})
 
     def snapshot(summary: dict | None = None) -> None:
         checkpoint.save(path, {"models": {k: m.state_dict() for k, m in models.named().items()}, "ema": ema.shadow,
                                "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed,
-                               "recent": recent, "summary": summary})
+                               "recent": recent, "history": history, "summary": summary})
 
-    if state is None or not state.get("summary"):
+    if not finished:
         schedule = training_scheduler()
         cadence = checkpoint.Cadence(cfg.checkpoint_minutes)
         for m in models.named().values():
@@ -178,7 +199,9 @@ def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path) -> tupl
             if cadence.due():
                 snapshot()
         bar.close()
-        summary = {"steps": step, "seconds": round(elapsed, 1), "final_loss": sum(recent) / max(1, len(recent))}
+        history[-1]["to"] = step
+        summary = {"steps": step, "seconds": round(elapsed, 1), "final_loss": sum(recent) / max(1, len(recent)),
+                   "history": history}
         log.info("diffusion done: %s", summary)
         snapshot(summary)
         state = {"summary": summary}
