@@ -14,7 +14,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it is renamed onto ``target``.
 
     The temporary file keeps the target's suffix so that writers that infer the format from the
-    name (PIL, safetensors) work unchanged. On any exception it is removed.
+    name (PIL, safetensors) work unchanged. On any exception it is removed; an ``OSError`` that
+    names no file (a write into the open file failed, e.g. the disk is full) is raised naming ``target``.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -24,8 +25,10 @@ def atomic_path(target: Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, target)
-    except BaseException:
+    except BaseException as e:
         tmp_path.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
+            raise OSError(e.errno, e.strerror, str(target)) from e
         raise
 
 

@@ -7,6 +7,7 @@ Exit codes: 0 ok, 2 bad input (story, sketch, settings), 3 model cannot be loade
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Callable
@@ -93,21 +94,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from sketchstory.pipeline.conditions import check_sketches_usable
     from sketchstory.story import load_story
-
-    from sketchstory.library.resolve import resolve
-    from sketchstory.story import LIBRARY_PREFIX, StoryError
+    from sketchstory.tokenizer import clip_tokenizer, long_prompts
 
     story = load_story(args.story)
-    problems = []
-    for i, panel in enumerate(story.panels):
-        if panel.sketch and panel.sketch.startswith(LIBRARY_PREFIX):
-            try:
-                resolve(panel.sketch, args.library)
-            except ValueError as e:
-                problems.append(f"panels[{i}].sketch: {e}")
-    if problems:
-        raise StoryError(problems, str(args.story))
+    check_sketches_usable(story, args.story.parent, args.library)
+    for warning in long_prompts(story, clip_tokenizer()):  # every SD1.5 model reads CLIP's 77 tokens
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.story}: ok, {len(story.panels)} panel(s), model {story.settings.model}")
     return 0
 
@@ -213,6 +207,14 @@ def _errors() -> list[tuple[type[BaseException], int]]:
     return [(StoryError, EXIT_INPUT), (SketchError, EXIT_INPUT), (ModelLoadError, EXIT_MODEL)]
 
 
+def _os_error(e: OSError, args: argparse.Namespace) -> str:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        folder = getattr(args, "out", None) or (Path(e.filename).parent if e.filename else Path.cwd())
+        rerun = "rerun with --resume (finished panels are kept)" if hasattr(args, "resume") else "run the command again"
+        return f"disk full while writing {e.filename or 'a file'}: free space in {folder} and {rerun}"
+    return f"cannot read or write {e.filename or ''}: {e.strerror or e}"
+
+
 def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a subcommand, turning expected failures into one clear message and an exit code."""
     try:
@@ -224,7 +226,7 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
         print(f"error: {e}", file=sys.stderr)
         return e.code
     except OSError as e:
-        print(f"error: cannot read or write {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        print(f"error: {_os_error(e, args)}", file=sys.stderr)
         return EXIT_OUTPUT
     except Exception as e:
         for kind, code in _errors():

@@ -90,7 +90,15 @@ class Components:
 def default_device(requested: str | None = None) -> tuple[torch.device, torch.dtype]:
     """CUDA with fp16 when present, else CPU with fp32 (fp16 on CPU is slow and lossy)."""
     if requested:
-        device = torch.device(requested)
+        try:
+            device = torch.device(requested)
+        except RuntimeError:
+            raise ValueError(f"device {requested!r}: use cpu, cuda or cuda:N") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {requested!r}: this torch has no usable CUDA GPU; use --device cpu")
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"device {requested!r}: there are {torch.cuda.device_count()} CUDA GPU(s), "
+                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     else:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return device, (torch.float16 if device.type == "cuda" else torch.float32)
@@ -136,7 +144,8 @@ def fetch(source: str, what: str = "model", patterns: list[str] | None = None) -
     if Path(source).expanduser().exists():
         return str(Path(source).expanduser())
     if source.endswith((".safetensors", ".ckpt")) or source.startswith((".", "/", "~")) or source.count("/") != 1:
-        raise ModelLoadError(f"{what} not found: {source} does not exist. Pass an existing folder or file.")
+        raise ModelLoadError(f"{what} not found: {source} does not exist. Pass an existing folder or file, "
+                             f"a hub id (owner/name) or a named model ({', '.join(REGISTRY)}).")
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 

@@ -85,9 +85,11 @@ class MagaSettings(_Doc):
     memory_budget_mb: float | None = Field(default=None, gt=0)
     subject_mask: bool = False
 
-    @field_validator("start_step")
+    @field_validator("start_step", mode="before")
     @classmethod
-    def _check_start_step(cls, v: int | str) -> int | str:
+    def _check_start_step(cls, v: Any) -> int | str:
+        if isinstance(v, bool) or not isinstance(v, int | str):
+            raise ValueError(f"start_step {v!r}: give an int step or a fraction 'a/b' with a <= b, e.g. '24/50'")
         _parse_start_step(v)
         return v
 
@@ -203,13 +205,28 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return out or "story"
 
 
+# Pydantic's wording for JSON users: lists and objects rather than tuples, dictionaries and models.
+_PLAIN = {
+    "extra_forbidden": "unknown field (check the spelling; see the story format in README.md)",
+    "tuple_type": "should be a list [...]",
+    "list_type": "should be a list [...]",
+    "model_type": "should be an object {...}",
+    "dict_type": "should be an object {...}",
+}
+
+
 def _problems(err: ValidationError) -> list[str]:
+    errors = err.errors()
+    panel_errors = any(e["loc"][:1] == ("panels",) and len(e["loc"]) > 1 for e in errors)
     problems = []
-    for e in err.errors():
+    for e in errors:
         loc = _format_loc(tuple(p for p in e["loc"] if not (isinstance(p, str) and "[" in p)))
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling; see the story format in README.md)"
+        if e["type"] == "too_short" and loc == "panels":
+            if panel_errors:  # the panels are there, but invalid: their own problems say why
+                continue
+            msg = 'a story needs at least one panel: add {"prompt": "..."} to the panels list'
+        else:
+            msg = _PLAIN.get(e["type"], e["msg"].removeprefix("Value error, "))
         problems.append(f"{loc}: {msg}")
     return problems
 
@@ -218,6 +235,9 @@ def parse_story(data: Any, source: str | None = None) -> Story:
     """Validate a decoded JSON document; raise ``StoryError`` listing every problem."""
     if not isinstance(data, dict):
         raise StoryError(["the document must be a JSON object with a 'panels' list"], source)
+    schema = data.get("schema", SCHEMA)
+    if schema != SCHEMA:
+        raise StoryError([f"schema: {schema!r} is not a sketchstory story (expected {SCHEMA!r})"], source)
     version = data.get("version", VERSION)
     if version != VERSION:
         raise StoryError(
@@ -233,6 +253,8 @@ def parse_story(data: Any, source: str | None = None) -> Story:
 
 def resolve_sketch(story_dir: Path, ref: str) -> Path:
     """Resolve a panel's sketch path; refuse paths that escape the story's folder."""
+    if "\0" in ref:
+        raise ValueError(f"path {ref!r} contains a NUL character: give a plain relative path like sketches/01.png")
     root = story_dir.resolve()
     path = (root / ref).resolve()
     if not path.is_relative_to(root):
@@ -260,15 +282,23 @@ def load_story(path: Path, *, check_files: bool = True) -> Story:
     """Load and validate a story file (and, by default, that its sketch files exist)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is allowed
     except FileNotFoundError:
         raise StoryError([f"file not found: {path}"]) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise StoryError([f"cannot read {path}: {e}"]) from None
+    except IsADirectoryError:
+        raise StoryError([f"{path} is a folder: give the story file (e.g. {path / 'story.json'})"]) from None
+    except UnicodeDecodeError as e:
+        raise StoryError([f"{path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8 JSON"]) from None
+    except OSError as e:
+        raise StoryError([f"cannot read {path}: {e.strerror or e}"]) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise StoryError([f"line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})"], str(path)) from None
+    except RecursionError:
+        raise StoryError(["the JSON is nested too deeply to be a story"], str(path)) from None
+    except ValueError as e:  # e.g. a number with thousands of digits
+        raise StoryError([f"not a usable JSON document: {e}"], str(path)) from None
     story = parse_story(data, str(path))
     if check_files and (problems := check_sketches(story, path.parent)):
         raise StoryError(problems, str(path))

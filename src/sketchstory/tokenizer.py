@@ -13,9 +13,10 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from transformers import CLIPTokenizer
+from transformers import CLIPTokenizer, PreTrainedTokenizerBase
 
 from sketchstory.atomic import atomic_write_text
+from sketchstory.story import Story
 
 # open_clip keeps the first 49152-256-2 merges; the vocabulary is bytes, bytes+'</w>', merges, specials.
 _N_MERGES = 49152 - 256 - 2
@@ -61,3 +62,22 @@ def clip_tokenizer(max_length: int = 77) -> CLIPTokenizer:
     if not (folder / "merges.txt").exists():
         write_clip_vocab(folder)
     return CLIPTokenizer.from_pretrained(str(folder), model_max_length=max_length, pad_token="<|endoftext|>")
+
+
+def long_prompts(story: Story, tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    """A warning for every text longer than the text encoder reads (CLIP: 77 tokens).
+
+    Such texts are truncated, as diffusers does: the warning names the panel, the token count and
+    the last words that are still read. A panel's text includes its characters' descriptions and the style.
+    """
+    limit = tokenizer.model_max_length
+    texts = [(f"panels[{n}].prompt", story.full_prompt(n)) for n in range(len(story.panels))]
+    texts.append(("negative_prompt", story.negative_prompt))
+    warnings = []
+    for (where, text), ids in zip(texts, tokenizer([t for _, t in texts], verbose=False).input_ids, strict=True):
+        if len(ids) > limit:
+            kept = tokenizer.decode(ids[1 : limit - 1]).split()  # without the start and end tokens
+            warnings.append(f"{where}: {len(ids)} CLIP tokens (with character descriptions and style), more than "
+                            f"the {limit} the text encoder reads; it is truncated after \"...{' '.join(kept[-4:])}\": "
+                            "shorten it to keep the rest")
+    return warnings

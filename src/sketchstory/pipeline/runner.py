@@ -18,6 +18,7 @@ decoded) — so one bad panel never means regenerating the story.
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import tempfile
 import time
@@ -40,7 +41,9 @@ from sketchstory.pipeline.conditions import PanelInputs, prepare_inputs
 from sketchstory.pipeline.stage2 import PanelJob, Sampling, control_tensor, decode, denoise, encode_text
 from sketchstory.provenance import fingerprint, read_png_meta, save_png, versions
 from sketchstory.story import Story
+from sketchstory.tokenizer import long_prompts
 
+log = logging.getLogger(__name__)
 NO_MEMORY = MemoryPolicy()
 
 
@@ -65,6 +68,7 @@ class RunReport:
     recomputed: list[int] = field(default_factory=list)  # denoised only for the memory they feed
     seconds: float = 0.0
     info: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. prompts truncated to the text encoder's length
 
 
 def panel_path(out: Path, n: int) -> Path:
@@ -126,6 +130,9 @@ class StoryRun:
         self.config = self._fit_memory_budget(maga_config(story))
         self.policy = self.config.policy
         self.prints = fingerprints(story, self.inputs, self.policy)
+        self.warnings = long_prompts(story, self.components.tokenizer)
+        for warning in self.warnings:
+            log.warning(warning)
 
     def _fit_memory_budget(self, config: MAGAConfig) -> MAGAConfig:
         """Lower the token budget so the memory bank stays under ``maga.memory_budget_mb``."""
@@ -199,7 +206,7 @@ class StoryRun:
         start = time.perf_counter()
         render, recompute, load_mem = self.plan()
         report = RunReport(self.out, rendered=render, recomputed=recompute,
-                           reused=[n for n in range(len(self.story.panels)) if n not in render])
+                           reused=[n for n in range(len(self.story.panels)) if n not in render], warnings=self.warnings)
         c = self.components
         run = MAGARun(self.config, MemoryBank())
         previous = install(c.unet, run)
@@ -249,10 +256,11 @@ class StoryRun:
             "model": self.components.spec.name, "versions": versions(),
             "story": self.story.model_dump(mode="json", by_alias=True),
         }
-        save_png(image, panel_path(self.out, n), meta)
         if p.canny is not None:
             save_png(p.canny, self.out / "conditions" / f"panel_{n:02d}_canny.png")
             save_png(p.sketch, self.out / "conditions" / f"panel_{n:02d}_sketch.png")
+        # Last: a panel file means the panel is complete, conditions included (what resume relies on).
+        save_png(image, panel_path(self.out, n), meta)
 
     def _write_summary(self, report: RunReport, timings: dict[int, float], run: MAGARun) -> dict:
         panels = [panel_path(self.out, n) for n in range(len(self.story.panels))]

@@ -8,7 +8,6 @@ pixels do not depend on which other panels share its batch.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,9 +17,6 @@ from PIL import Image
 
 from sketchstory.attention.maga import MAGARun, MAGAState
 from sketchstory.models import Components
-
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class Sampling:
@@ -45,12 +41,11 @@ class PanelJob:
 
 @torch.no_grad()
 def encode_text(components: Components, text: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(hidden states (1, 77, D), pooled embedding (D,)) of a prompt; long prompts are truncated."""
+    """(hidden states (1, 77, D), pooled embedding (D,)) of a prompt; long prompts are truncated, as in
+    diffusers (the runner warns about them: see tokenizer.long_prompts)."""
     tok = components.tokenizer
     ids = tok(text, padding="max_length", max_length=tok.model_max_length, truncation=True,
               return_tensors="pt").input_ids
-    if len(tok(text).input_ids) > tok.model_max_length:
-        log.warning("prompt longer than %d CLIP tokens, the end is ignored: %.60s...", tok.model_max_length, text)
     out = components.text_encoder(ids.to(components.device))
     return out.last_hidden_state, out.pooler_output[0]
 
