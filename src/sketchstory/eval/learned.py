@@ -28,6 +28,19 @@ def _fetch(source: str, what: str, flag: str) -> str:
         raise ModelLoadError(re.sub(r"pass it with --model DIR.*$", f"pass it with {flag} DIR.", str(err))) from None
 
 
+def _load(model_cls: type, processor_cls: type, source: str, device: str, what: str, flag: str,
+          needs: str) -> tuple[torch.nn.Module, object]:
+    """A transformers model and its processor from ``source``, in eval mode on ``device``."""
+    path = _fetch(source, what, flag)
+    try:
+        model = model_cls.from_pretrained(path).eval()
+        processor = processor_cls.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"could not load the {what} from {path}: {err}. Pass a folder with {needs}.") from None
+    torch.nn.Module.to(model, device)  # the base method: transformers' override confuses type checkers
+    return model, processor
+
+
 def _features(output: torch.Tensor | object) -> torch.Tensor:
     # transformers 4 returns the projected features; 5 returns an output whose pooler is projected.
     return output if isinstance(output, torch.Tensor) else output.pooler_output  # type: ignore[attr-defined]
@@ -49,14 +62,8 @@ class ClipScorer:
     """CLIPModel + CLIPProcessor: unit image and text embeddings in CLIP's joint space."""
 
     def __init__(self, source: str = CLIP_DEFAULT, device: str = "cpu") -> None:
-        path = _fetch(source, "CLIP model", "--clip")
-        try:
-            self.model = CLIPModel.from_pretrained(path).eval()
-            self.processor = CLIPProcessor.from_pretrained(path)
-        except (OSError, ValueError) as err:
-            raise ModelLoadError(f"could not load the CLIP model from {path}: {err}. Pass a folder with a "
-                                 "CLIPModel (config.json, model.safetensors) and its processor files.") from None
-        torch.nn.Module.to(self.model, device)  # the base method: transformers' override confuses type checkers
+        self.model, self.processor = _load(CLIPModel, CLIPProcessor, source, device, "CLIP model", "--clip",
+                                           "a CLIPModel (config.json, model.safetensors) and its processor files")
         self.source, self.device = source, device
 
     @torch.inference_mode()
@@ -76,15 +83,9 @@ class DinoScorer:
     """A DINO ViT (Dinov2Model, or ViTModel for DINO v1): the unit CLS embedding of each image."""
 
     def __init__(self, source: str = DINO_DEFAULT, device: str = "cpu") -> None:
-        path = _fetch(source, "DINO model", "--dino")
-        try:
-            self.model = AutoModel.from_pretrained(path).eval()
-            self.processor = AutoImageProcessor.from_pretrained(path)
-        except (OSError, ValueError) as err:
-            raise ModelLoadError(f"could not load the DINO model from {path}: {err}. Pass a folder with a "
-                                 "Dinov2Model or ViTModel (config.json, model.safetensors) and "
-                                 "preprocessor_config.json.") from None
-        torch.nn.Module.to(self.model, device)
+        self.model, self.processor = _load(AutoModel, AutoImageProcessor, source, device, "DINO model", "--dino",
+                                           "a Dinov2Model or ViTModel (config.json, model.safetensors) and "
+                                           "preprocessor_config.json")
         self.source, self.device = source, device
 
     @torch.inference_mode()
