@@ -21,6 +21,8 @@ EXIT_FAILED_FILES, EXIT_INTERRUPTED = 2, 130
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``library`` and its subcommands to the ``sketchstory`` subparsers."""
+    from sketchstory.dist.cluster import add_cluster_args
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--library", type=Path, metavar="DIR",
                         help="library folder (default: $SKETCHSTORY_LIBRARY, else ~/.local/share/sketchstory/library)")
@@ -41,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--side", type=int, default=512, help="longest side of stored sketches, for a new library")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--retries", type=int, default=2, metavar="N",
+                   help="with workers: tries a failed scene or object again up to N times (default 2)")
+    add_cluster_args(p, "worker", ray_by_default=False)
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("import", parents=[common], help="add a folder of your own drawings, normalised")
@@ -86,15 +91,28 @@ def _filters(args: argparse.Namespace, ids: tuple[str, ...] = ()) -> Filters:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from sketchstory.cli import CliError
     from sketchstory.library import Library, build_library, library_path, load_prompts
 
     prompts = load_prompts(args.prompts)
     root = library_path(args.library)
+    distributed = args.ray_address is not None or args.workers is not None
+    if distributed and args.device:
+        raise CliError("--device picks this process's device; Ray workers use the GPUs they ask for "
+                       "(--gpus-per-worker) or their CPUs")
     with Library.writer(root, side=args.side) as library:
         try:
-            report = build_library(library, prompts, args.model, candidates=args.candidates,
-                                   sundry_candidates=args.sundry_candidates, device=args.device,
-                                   progress=not args.quiet)
+            if distributed:
+                from sketchstory.dist.cluster import cluster_from_args
+                from sketchstory.dist.library import build_library_distributed
+
+                report = build_library_distributed(library, prompts, args.model, cluster_from_args(args),
+                                                   candidates=args.candidates, sundry_candidates=args.sundry_candidates,
+                                                   retries=args.retries, progress=not args.quiet)
+            else:
+                report = build_library(library, prompts, args.model, candidates=args.candidates,
+                                       sundry_candidates=args.sundry_candidates, device=args.device,
+                                       progress=not args.quiet)
         except KeyboardInterrupt:
             print(f"interrupted: the {library.index.count()} sketch(es) in {root} are kept; run the same command "
                   "again to continue", file=sys.stderr)

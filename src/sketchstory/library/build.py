@@ -4,16 +4,22 @@ Each sketch is one stage-1 panel with its own seed; it is indexed, with its buil
 in one transaction as soon as stage 1 has drawn it. So after an interruption (Ctrl-C, a crash, a
 lost machine) the same command continues with the next undrawn sketch, and no sketch is indexed
 twice (ids are content hashes, job keys are unique).
+
+The work is split so that drawing can happen elsewhere: :func:`plan_build` lists the undrawn jobs
+in runs (one stage-1 story each), :func:`draw_run` draws a run wherever the model is loaded, and
+:func:`store_drawn` indexes a sketch in the one process that holds the library's writer lock
+(``sketchstory.dist.library`` draws runs on Ray workers this way).
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import groupby
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from tqdm import tqdm
@@ -22,6 +28,9 @@ from sketchstory.library.prompts import Job, PromptsFile, jobs
 from sketchstory.library.store import Library
 from sketchstory.provenance import read_png_meta
 from sketchstory.story import Story, parse_story
+
+if TYPE_CHECKING:
+    from sketchstory.pipeline.stage1 import Pipeline, SketchModelSpec
 
 
 @dataclass
@@ -32,7 +41,24 @@ class BuildReport:
     already: int = 0  # finished by an earlier run
     failed: list[tuple[str, str]] = field(default_factory=list)  # (which sketch, why)
     seconds: float = 0.0  # everything, model loading included
-    load_seconds: float = 0.0  # loading the stage-1 model
+    load_seconds: float = 0.0  # loading the stage-1 model (on several workers: their sum)
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    spec: SketchModelSpec
+    size: int  # square side of the drawn sketches
+    runs: list[list[Job]]  # the undrawn jobs: consecutive jobs of one scene or object, one stage-1 story each
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A build job's sketch as stage 1 drew it, ready for the library's (single) writer."""
+
+    job: Job
+    seed: int  # the seed stage 1 drew with, which with the model reproduces the sketch
+    sketch: Image.Image | None  # None: stage 1 drew no lines
+    provenance: dict[str, Any] | None  # stage 1's record of how it drew the sketch
 
 
 def build_library(library: Library, prompts: PromptsFile, model: str = "demo", *, candidates: int | None = None,
@@ -40,43 +66,73 @@ def build_library(library: Library, prompts: PromptsFile, model: str = "demo", *
                   progress: bool = True) -> BuildReport:
     """Build, or continue building, ``library`` from ``prompts`` with the stage-1 ``model``."""
     # Stage 1 pulls in torch and diffusers: imported here so that searching a library stays light.
-    from sketchstory.pipeline.stage1 import (
-        SketchOptions,
-        Stage1Model,
-        generate_candidates,
-        resolve_model,
-    )
+    from sketchstory.pipeline.stage1 import Stage1Model
 
     start = time.perf_counter()
+    plan, report = plan_build(library, prompts, model, candidates, sundry_candidates)
+    if plan.runs:
+        loading = time.perf_counter()
+        with (Stage1Model(plan.spec, device) as loaded,
+              tqdm(total=report.total, initial=report.already, unit="sketch", disable=not progress) as bar):
+            report.load_seconds = time.perf_counter() - loading
+
+            def store(drawn: Drawn) -> None:
+                store_drawn(library, drawn, report)
+                bar.update(1)
+
+            for run in plan.runs:
+                draw_run(loaded.pipe, plan.spec, run, plan.size, on_drawn=store)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def plan_build(library: Library, prompts: PromptsFile, model: str, candidates: int | None = None,
+               sundry_candidates: int | None = None) -> tuple[BuildPlan, BuildReport]:
+    """What is left to draw, and a report that counts what earlier runs finished."""
+    from sketchstory.pipeline.stage1 import resolve_model
+
     spec = resolve_model(model)
     todo = jobs(prompts, spec.name, candidates, sundry_candidates)
     done = library.index.done_jobs()
     pending = [job for job in todo if job.key not in done]
-    report = BuildReport(total=len(todo), already=len(todo) - len(pending))
-    size = sketch_size(library.side, spec.native_size)
-    options = SketchOptions(candidates=1, progress=False, device=device)
-    if pending:
-        loading = time.perf_counter()
-        with (Stage1Model(spec, device) as loaded, tempfile.TemporaryDirectory(prefix="sketchstory-build-") as tmp,
-              tqdm(total=len(todo), initial=report.already, unit="sketch", disable=not progress) as bar):
-            report.load_seconds = time.perf_counter() - loading
-            for run in _runs(pending):
-                story = _story(run, size)
-                folders = {n: Path(tmp) / f"{n:04d}" for n in range(len(run))}
+    plan = BuildPlan(spec, sketch_size(library.side, spec.native_size), list(_runs(pending)))
+    return plan, BuildReport(total=len(todo), already=len(todo) - len(pending))
 
-                def store(n: int, drawn: Sequence, run: list[Job] = run) -> None:
-                    _store(library, run[n], drawn[0].path, drawn[0].seed, drawn[0].blank, report)
-                    bar.update(1)
 
-                generate_candidates(loaded.pipe, spec, story, folders, options, on_panel=store)
-    report.seconds = time.perf_counter() - start
-    return report
+def draw_run(pipe: Pipeline, spec: SketchModelSpec, run: list[Job], size: int,
+             on_drawn: Callable[[Drawn], None] | None = None) -> list[Drawn]:
+    """Draw a run's sketches, handing each to ``on_drawn`` the moment it is drawn."""
+    from sketchstory.pipeline.stage1 import Candidate, SketchOptions, generate_candidates
+
+    drawn: list[Drawn] = []
+    with tempfile.TemporaryDirectory(prefix="sketchstory-build-") as tmp:
+
+        def keep(n: int, candidates: Sequence[Candidate]) -> None:
+            first, sketch = candidates[0], None
+            if not first.blank:
+                with Image.open(first.path) as opened:
+                    sketch = opened.convert("L")
+            drawn.append(Drawn(run[n], first.seed, sketch, read_png_meta(first.path)))
+            if on_drawn is not None:
+                on_drawn(drawn[-1])
+
+        folders = {n: Path(tmp) / f"{n:04d}" for n in range(len(run))}
+        generate_candidates(pipe, spec, _story(run, size), folders, SketchOptions(candidates=1, progress=False),
+                            on_panel=keep)
+    return drawn
 
 
 def sketch_size(side: int, native: int | None) -> int:
     """Square side of built sketches: the library's, or the model's if smaller (no blurry upscaling)."""
     target = min(side, native) if native else side
     return max(8, target - target % 8)  # stage 1 and the VAE work in multiples of 8
+
+
+def job_label(job: Job) -> str:
+    """A build job in words, for reports: where its sketch belongs and its prompt."""
+    m = job.meta
+    where = f"{m.story} / {m.scene}" if m.group == "story" else m.category
+    return f"{where} candidate {m.candidate}: {m.prompt}"
 
 
 def _runs(pending: Sequence[Job]) -> Iterator[list[Job]]:
@@ -92,19 +148,15 @@ def _story(run: list[Job], size: int) -> Story:
     return parse_story({"panels": panels, "settings": {"width": size, "height": size}}, "library build")
 
 
-def _store(library: Library, job: Job, path: Path, seed: int, blank: bool, report: BuildReport) -> None:
+def store_drawn(library: Library, drawn: Drawn, report: BuildReport) -> None:
+    """Index one drawn sketch and mark its job done, in one transaction."""
     with library.index.db:
-        if blank:
+        if drawn.sketch is None:
             # Seeds are fixed, so drawing it again would give the same empty page: the job is done.
-            m = job.meta
-            where = f"{m.story} / {m.scene}" if m.group == "story" else m.category
-            report.failed.append((f"{where} candidate {m.candidate}: {m.prompt}", "stage 1 drew no lines"))
-            library.index.finish_job(job.key, None)
+            report.failed.append((job_label(drawn.job), "stage 1 drew no lines"))
+            library.index.finish_job(drawn.job.key, None)
             return
-        with Image.open(path) as opened:
-            sketch = opened.convert("L")
-        # Meta.seed is the seed stage 1 drew with, which with the model reproduces the sketch.
-        added = library.add(sketch, replace(job.meta, seed=seed), read_png_meta(path))
+        added = library.add(drawn.sketch, replace(drawn.job.meta, seed=drawn.seed), drawn.provenance)
         report.duplicates += added.duplicate
         report.added += not added.duplicate
-        library.index.finish_job(job.key, added.entry.id)
+        library.index.finish_job(drawn.job.key, added.entry.id)
