@@ -2,7 +2,9 @@
 
 Every number comes from one process and one set of random weights, through the same runner a
 user's ``generate`` goes through (decode and PNG writes included), so ratios between rows are
-meaningful even on a busy machine; absolute seconds are not comparable across machines.
+meaningful; absolute seconds are not comparable across machines. On CPU the ratios use the
+process's CPU time (all its threads), which other load on a shared machine barely moves, where
+wall time can swing by 2x between two rows; on a GPU they use wall time (the work is asynchronous).
 """
 
 from __future__ import annotations
@@ -56,13 +58,13 @@ def measure(components: Components, n_panels: int, size: int, steps: int, scenar
         story, story_dir = bench_story(Path(tmp) / "story", n_panels, size, steps, scenario)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         report = generate(story, story_dir, Path(tmp) / "out", RunOptions(progress=False), components)
-        seconds = time.perf_counter() - t0
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     info = report.info
     return {
         "scenario": scenario.name, "panels": n_panels, "seconds": round(seconds, 3),
-        "seconds_per_panel": round(seconds / n_panels, 3),
+        "seconds_per_panel": round(seconds / n_panels, 3), "cpu_seconds": round(cpu_seconds, 3),
         "memory_bank_peak_bytes": info["memory_bank_peak_bytes"],
         "peak_cuda_bytes": info["peak_cuda_bytes"],
     }
@@ -76,38 +78,43 @@ def run_bench(components: Components, panel_counts: list[int], size: int, steps:
             rows.append(measure(components, n, size, steps, sc))
             r = rows[-1]
             log(f"{sc.name:13} N={n:2d}  {r['seconds']:8.2f} s  {r['seconds_per_panel']:7.2f} s/panel  "
-                f"bank peak {r['memory_bank_peak_bytes'] / 2**20:8.2f} MiB")
-    return {"rows": rows, "ratios": ratios(rows, panel_counts), "size": size, "steps": steps,
+                f"{r['cpu_seconds']:8.2f} CPU s  bank peak {r['memory_bank_peak_bytes'] / 2**20:8.2f} MiB")
+    clock = "cpu_seconds" if components.device.type == "cpu" else "seconds"
+    return {"rows": rows, "ratios": ratios(rows, panel_counts, clock), "clock": clock, "size": size, "steps": steps,
             "device": str(components.device), "dtype": str(components.dtype), "model": components.spec.name,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "versions": versions()}
 
 
-def ratios(rows: list[dict], panel_counts: list[int]) -> dict:
-    """The targets of issue 9: linear growth, small MAGA overhead, bounded memory."""
+def ratios(rows: list[dict], panel_counts: list[int], clock: str = "seconds") -> dict:
+    """The targets of issue 9: linear growth, small MAGA overhead, bounded memory; times from ``clock``."""
     at = {(r["scenario"], r["panels"]): r for r in rows}
     out: dict[str, float] = {}
     top = max(panel_counts)
     half = top // 2
     for sc in {r["scenario"] for r in rows}:
         if (sc, half) in at and half:
-            out[f"{sc}: time N={top} / N={half}"] = round(at[(sc, top)]["seconds"] / at[(sc, half)]["seconds"], 3)
-        if sc != "plain" and ("plain", top) in at:
-            out[f"{sc}: per-panel time / plain at N={top}"] = round(
-                at[(sc, top)]["seconds_per_panel"] / at[("plain", top)]["seconds_per_panel"], 3)
+            out[f"{sc}: time N={top} / N={half}"] = round(at[(sc, top)][clock] / at[(sc, half)][clock], 3)
+        if sc != "plain" and ("plain", top) in at:  # same N, so the per-panel ratio is the total's
+            out[f"{sc}: per-panel time / plain at N={top}"] = round(at[(sc, top)][clock] / at[("plain", top)][clock], 3)
         banks = [at[(sc, n)]["memory_bank_peak_bytes"] for n in panel_counts if (sc, n) in at and n >= 4]
         if len(banks) >= 2 and banks[0]:
             out[f"{sc}: bank peak N={top} / N=4"] = round(banks[-1] / banks[0], 3)
+        one = at.get((sc, 2), {}).get("memory_bank_peak_bytes")  # at N=2 the bank holds exactly panel 0
+        if one:  # the policy's panels plus the one being recorded
+            out[f"{sc}: panels held at N={top}"] = round(at[(sc, top)]["memory_bank_peak_bytes"] / one, 2)
     return dict(sorted(out.items()))
 
 
 def table(result: dict) -> str:
     lines = [f"sketchstory bench: {result['model']} on {result['device']} ({result['dtype']}), "
              f"{result['size']}x{result['size']}, {result['steps']} steps", "",
-             "| scenario | panels | seconds | s/panel | memory bank peak (MiB) |", "|---|---|---|---|---|"]
+             "| scenario | panels | seconds | s/panel | CPU seconds | memory bank peak (MiB) |",
+             "|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['scenario']} | {r['panels']} | {r['seconds']:.2f} | {r['seconds_per_panel']:.2f} | "
+                     f"{r['cpu_seconds']:.2f} | "
                      f"{r['memory_bank_peak_bytes'] / 2**20:.2f} |")
-    lines += ["", "| ratio | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in result["ratios"].items()]
+    lines += ["", f"| ratio (of {result['clock']}) | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in result["ratios"].items()]
     lines.append(f"\npeak process memory: {result['peak_rss_bytes'] / 2**30:.2f} GiB")
     return "\n".join(lines)
 

@@ -1,0 +1,31 @@
+"""`sketchstory bench` on the tiny architecture: every row, the ratios, and the bank's growth by policy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sketchstory.cli import main
+
+
+def test_bench_rows_ratios_and_bank_growth(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench"
+    assert main(["bench", "--arch", "tiny", "--size", "32", "--steps", "2", "--panels", "1,2,4,8", "-o", str(out)]) == 0
+    result = json.loads((out / "bench.json").read_text())
+    assert result["clock"] == "cpu_seconds"
+    rows = {(r["scenario"], r["panels"]): r for r in result["rows"]}
+    assert len(rows) == 4 * 5
+    assert all(r["cpu_seconds"] > 0 and r["seconds"] > 0 for r in rows.values())
+    bank = {k: r["memory_bank_peak_bytes"] for k, r in rows.items()}
+    assert bank[("plain", 8)] == 0 and bank[("maga", 1)] == 0  # nothing to remember without MAGA or earlier panels
+    # At N=2 the bank holds panel 0 only. The default policy (anchor + window of 2) then reads at most 3
+    # panels and records the current one: flat at 4 from N=5; the thesis's `all` keeps all but the last.
+    one = bank[("maga", 2)]
+    assert bank[("maga", 4)] == 3 * one and bank[("maga", 8)] == 4 * one
+    assert bank[("maga-all", 8)] == 7 * one
+    assert 0 < bank[("maga-budget", 8)] < bank[("maga", 8)]
+    assert {"maga: time N=8 / N=4", "maga: per-panel time / plain at N=8", "maga: bank peak N=8 / N=4"} <= set(
+        result["ratios"])
+    assert result["ratios"]["maga: panels held at N=8"] == 4.0
+    assert "| ratio (of cpu_seconds) | value |" in (out / "bench.md").read_text()
+    assert "maga-all" in capsys.readouterr().out
