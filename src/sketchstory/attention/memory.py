@@ -23,13 +23,16 @@ class MemoryBank:
         # Where entries live; None keeps them where they were computed. "cpu" offloads GPU runs.
         self.device = torch.device(device) if device is not None else None
         self._kv: dict[Key, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._bytes = 0  # running total, so a put costs O(1) however long the story
         self.peak_bytes = 0
 
     def put(self, panel: int, layer: int, step: int, key: torch.Tensor, value: torch.Tensor) -> None:
         if self.device is not None:
             key, value = key.to(self.device), value.to(self.device)
+        old = self._kv.get((panel, layer, step))
         self._kv[(panel, layer, step)] = (key.detach(), value.detach())
-        self.peak_bytes = max(self.peak_bytes, self.nbytes())
+        self._bytes += _size(key, value) - (_size(*old) if old else 0)
+        self.peak_bytes = max(self.peak_bytes, self._bytes)
 
     def get(self, panel: int, layer: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         try:
@@ -44,17 +47,17 @@ class MemoryBank:
         return {p for p, _, _ in self._kv}
 
     def nbytes(self, panel: int | None = None) -> int:
-        return sum(
-            k.numel() * k.element_size() + v.numel() * v.element_size()
-            for (p, _, _), (k, v) in self._kv.items()
-            if panel is None or p == panel
-        )
+        if panel is None:
+            return self._bytes
+        return sum(_size(k, v) for (p, _, _), (k, v) in self._kv.items() if p == panel)
 
     def drop(self, panels: set[int]) -> None:
         self._kv = {key: kv for key, kv in self._kv.items() if key[0] not in panels}
+        self._bytes = sum(_size(k, v) for k, v in self._kv.values())
 
     def clear(self) -> None:
         self._kv.clear()
+        self._bytes = 0
 
     # --- persistence, so incremental runs need not recompute earlier panels ----------------
 
@@ -82,3 +85,7 @@ class MemoryBank:
             if kind == "k":
                 v = tensors[f"{layer}.{step}.v"]
                 self.put(panel, int(layer), int(step), t.to(dtype), v.to(dtype))
+
+
+def _size(key: torch.Tensor, value: torch.Tensor) -> int:
+    return key.numel() * key.element_size() + value.numel() * value.element_size()
