@@ -67,12 +67,31 @@ def run_study(n_stories: int, n_panels: int, seed: int, configs: dict[str, dict]
     return {"stories": n_stories, "panels": n_panels, "seed": seed, "settings": BASE, "results": results}
 
 
-def table(study: dict) -> str:
+def paired_difference(scores: list[float], baseline: list[float], draws: int = 10_000,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """Mean per-story difference to the baseline and its 95 % paired-bootstrap interval.
+
+    The configurations render the same stories, so the paired difference removes the stories'
+    own difficulty; an interval that contains 0 means the study cannot tell the two apart.
+    """
+    diff = np.asarray(scores, dtype=float) - np.asarray(baseline, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (draws, len(diff)))].mean(axis=1)
+    return float(diff.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def table(study: dict, baseline: str = "no MAGA") -> str:
     head = (f"Hidden-attribute consistency, {study['stories']} toy-world stories x {study['panels']} panels "
             "(share of panels 1..n-1 whose hidden colours match panel 0; chance ~ 1/36)")
-    lines = [head, "",
-             "| configuration | consistency | std |", "|---|---|---|"]
-    lines += [f"| {k} | {v['mean']:.3f} | {v['std']:.3f} |" for k, v in study["results"].items()]
+    lines = [head, "", f"| configuration | consistency | std | difference to {baseline} [95 % CI] |",
+             "|---|---|---|---|"]
+    base = study["results"].get(baseline)
+    for name, r in study["results"].items():
+        diff = "—"
+        if base is not None and name != baseline:
+            d, lo, hi = paired_difference(r["scores"], base["scores"])
+            diff = f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+        lines.append(f"| {name} | {r['mean']:.3f} | {r['std']:.3f} | {diff} |")
     return "\n".join(lines)
 
 
