@@ -210,10 +210,11 @@ def test_drawings_become_clean_sketches_and_blank_pages_clear_them() -> None:
 
 
 def test_canny_preview_is_the_condition_stage_2_gets(imported) -> None:
-    from sketchstory.pipeline.conditions import prepare_inputs
+    from sketchstory.pipeline.conditions import prepare_inputs, read_sketches
 
     ws, story = imported
-    (inputs,) = prepare_inputs(story.with_panels(story.panels[:1]), ws.root, 8)
+    first = story.with_panels(story.panels[:1])
+    (inputs,) = prepare_inputs(first, read_sketches(first, ws.root), 8)
     preview = canny_preview(ws.sketch_file(story, 0), story.settings)
     assert preview.size == (SIZE, SIZE) and np.array_equal(np.asarray(preview), np.asarray(inputs.canny))
 

@@ -94,12 +94,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from sketchstory.pipeline.conditions import check_sketches_usable
+    from sketchstory.pipeline.conditions import read_sketches
     from sketchstory.story import load_story
     from sketchstory.tokenizer import clip_tokenizer, long_prompts
 
     story = load_story(args.story)
-    check_sketches_usable(story, args.story.parent, args.library)
+    read_sketches(story, args.story.parent, args.library)
     for warning in long_prompts(story, clip_tokenizer()):  # every SD1.5 model reads CLIP's 77 tokens
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.story}: ok, {len(story.panels)} panel(s), model {story.settings.model}")
@@ -167,13 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_args(p)
     p.set_defaults(func=cmd_generate)
 
-    from sketchstory.commands import eval as eval_command, library, sketch, story
+    from sketchstory.commands import batch, eval as eval_command, library, sketch, story
     from sketchstory.ui.cli import add_ui_parser
 
     sketch.register(sub)
     story.register(sub)
     library.register(sub)
     eval_command.register(sub)
+    batch.register(sub)
     add_ui_parser(sub)
 
     p = sub.add_parser("check", help="validate a story file and its sketches")

@@ -34,7 +34,7 @@ class StoryError(ValueError):
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Character(_Doc):
@@ -151,7 +151,7 @@ class Story(_Doc):
     characters: tuple[Character, ...] = ()
     panels: tuple[Panel, ...] = Field(min_length=1)
     settings: Settings = Settings()
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True)
 
     @model_validator(mode="after")
     def _check_names(self) -> Story:
@@ -273,7 +273,9 @@ def check_sketches(story: Story, story_dir: Path) -> list[str]:
         except ValueError as e:
             problems.append(f"panels[{i}].sketch: {e}")
             continue
-        if not path.is_file():
+        if path.is_dir():
+            problems.append(f"panels[{i}].sketch: {panel.sketch} is a folder: name the image file in it")
+        elif not path.is_file():
             problems.append(f"panels[{i}].sketch: file not found: {panel.sketch}")
     return problems
 

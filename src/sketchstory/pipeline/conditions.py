@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 from PIL import Image
 
 from sketchstory.provenance import file_hash
 from sketchstory.sketches import SketchError, canny_condition, load_image, normalize_sketch, sketch_foreground_mask
-from sketchstory.story import LIBRARY_PREFIX, Panel, Story, StoryError, resolve_sketch
+from sketchstory.story import LIBRARY_PREFIX, Story, StoryError, resolve_sketch
 
-T = TypeVar("T")
+Sketch = tuple[str, Image.Image]  # (hash of the file, the normalised sketch)
 
 
 @dataclass(frozen=True)
@@ -36,19 +34,21 @@ def sketch_file(story_dir: Path, ref: str, library: Path | None = None) -> Path:
     return resolve_sketch(story_dir, ref)
 
 
-def read_sketch(story_dir: Path, ref: str, size: tuple[int, int], library: Path | None = None) -> tuple[str, Image.Image]:
+def read_sketch(story_dir: Path, ref: str, size: tuple[int, int], library: Path | None = None) -> Sketch:
     """(hash of the file, the normalised sketch) of a panel's sketch reference; ``SketchError`` if unusable."""
     path = sketch_file(story_dir, ref, library)
     sketch = normalize_sketch(load_image(path), size)  # first: it explains unreadable files best
     return file_hash(path), sketch
 
 
-def _each_panel(story: Story, make: Callable[[int, Panel], T]) -> list[T]:
-    """``make`` for every panel, raising one ``StoryError`` that lists every panel whose sketch failed."""
+def read_sketches(story: Story, story_dir: Path, library: Path | None = None) -> list[Sketch | None]:
+    """Every panel's sketch (None where it has none), read before any model loads, so that ``check``
+    and ``generate`` report every unusable sketch at once, in one ``StoryError``."""
+    size = (story.settings.width, story.settings.height)
     out, problems = [], []
     for n, panel in enumerate(story.panels):
         try:
-            out.append(make(n, panel))
+            out.append(None if panel.sketch is None else read_sketch(story_dir, panel.sketch, size, library))
         except (SketchError, ValueError, OSError) as e:
             problems.append(f"panels[{n}].sketch: {e}")
     if problems:
@@ -56,28 +56,14 @@ def _each_panel(story: Story, make: Callable[[int, Panel], T]) -> list[T]:
     return out
 
 
-def check_sketches_usable(story: Story, story_dir: Path, library: Path | None = None) -> None:
-    """Raise ``StoryError`` for every sketch that stage 2 could not use (no model needed)."""
-    size = (story.settings.width, story.settings.height)
-
-    def read(n: int, panel: Panel) -> None:
-        if panel.sketch is not None:
-            read_sketch(story_dir, panel.sketch, size, library)
-
-    _each_panel(story, read)
-
-
-def prepare_inputs(story: Story, story_dir: Path, vae_scale: int, library: Path | None = None) -> list[PanelInputs]:
-    """Load and condition every panel's sketch; report all unusable sketches at once."""
+def prepare_inputs(story: Story, sketches: list[Sketch | None], vae_scale: int) -> list[PanelInputs]:
+    """Every panel's stage-2 inputs, from its sketch as :func:`read_sketches` read it."""
     s = story.settings
-    size, latent = (s.width, s.height), (s.width // vae_scale, s.height // vae_scale)
-
-    def make(n: int, panel: Panel) -> PanelInputs:
-        sketch = canny = mask = digest = None
-        if panel.sketch is not None:
-            digest, sketch = read_sketch(story_dir, panel.sketch, size, library)
-            canny = canny_condition(sketch, s.canny_low, s.canny_high)
-            mask = sketch_foreground_mask(sketch, latent)
-        return PanelInputs(story.full_prompt(n), story.panel_seed(n), digest, sketch, canny, mask)
-
-    return _each_panel(story, make)
+    latent = (s.width // vae_scale, s.height // vae_scale)
+    out = []
+    for n, read in enumerate(sketches):
+        digest, sketch = read or (None, None)
+        canny = None if sketch is None else canny_condition(sketch, s.canny_low, s.canny_high)
+        mask = None if sketch is None else sketch_foreground_mask(sketch, latent)
+        out.append(PanelInputs(story.full_prompt(n), story.panel_seed(n), digest, sketch, canny, mask))
+    return out

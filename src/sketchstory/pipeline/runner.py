@@ -37,7 +37,7 @@ from sketchstory.attention.memory import MemoryBank
 from sketchstory.attention.policy import MemoryPolicy, parse_policy
 from sketchstory.layout import compose_page
 from sketchstory.models import Components, load, resolve_spec
-from sketchstory.pipeline.conditions import PanelInputs, prepare_inputs
+from sketchstory.pipeline.conditions import PanelInputs, prepare_inputs, read_sketches
 from sketchstory.pipeline.stage2 import PanelJob, Sampling, control_tensor, decode, denoise, encode_text
 from sketchstory.provenance import fingerprint, read_png_meta, save_png, versions
 from sketchstory.story import Story
@@ -121,12 +121,13 @@ class StoryRun:
     def __init__(self, story: Story, story_dir: Path, out: Path, options: RunOptions,
                  components: Components | None = None) -> None:
         self.story, self.out, self.options = story, Path(out), options
+        sketches = read_sketches(story, story_dir, options.library)  # bad inputs fail before any work
         check_writable(self.out)
         self.steps_done = 0
         self.components = components or load(resolve_spec(story.settings.model, story.settings.controlnet),
                                               options.device, offload=options.offload)
         self.sampling = sampling_of(story)
-        self.inputs = prepare_inputs(story, story_dir, self.components.vae_scale, options.library)
+        self.inputs = prepare_inputs(story, sketches, self.components.vae_scale)
         self.config = self._fit_memory_budget(maga_config(story))
         self.policy = self.config.policy
         self.prints = fingerprints(story, self.inputs, self.policy)

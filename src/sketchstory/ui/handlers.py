@@ -419,7 +419,8 @@ class Handlers:
         final = ({n: "kept (unchanged)" for n in report.reused}
                  | {n: "recomputed for memory" for n in report.recomputed} | {n: "rendered" for n in report.rendered})
         summary = (f"**Done** in {report.seconds:.1f} s: {len(report.rendered)} rendered, {len(report.reused)} kept, "
-                   f"{len(report.recomputed)} recomputed for the memory of others.")
+                   f"{len(report.recomputed)} recomputed for the memory of others."
+                   + "".join(f"\n\n**Warning:** {warning}" for warning in report.warnings))
         yield {w.status: summary + "\n\n" + tracker.markdown(final)} | self.results_view(pick)
 
     def _fresh_panels(self, story: Story, since: float) -> list[tuple[str, str]]:

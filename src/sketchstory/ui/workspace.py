@@ -130,14 +130,16 @@ class Workspace:
                 continue
             try:
                 source = self._sketch_source(path.parent, panel.sketch)
-            except ValueError as e:  # LibraryError is one
+                data = source.read_bytes()
+            except (ValueError, OSError) as e:  # LibraryError is a ValueError
+                problem = f"cannot read {panel.sketch}: {e.strerror}" if isinstance(e, OSError) else str(e)
                 if panel.sketch.startswith(LIBRARY_PREFIX):
-                    notes.append(f"panel {i + 1}: {e}")
+                    notes.append(f"panel {i + 1}: {problem}")
                     continue
-                notes.append(f"panel {i + 1}: {e}; the panel has no sketch now, draw or upload one")
+                notes.append(f"panel {i + 1}: {problem}; the panel has no sketch now, draw or upload one")
                 panels[i] = panel.model_copy(update={"sketch": None})
                 continue
-            panels[i] = panel.model_copy(update={"sketch": self.store_bytes(source.read_bytes(), source.suffix)})
+            panels[i] = panel.model_copy(update={"sketch": self.store_bytes(data, source.suffix)})
         return story.with_panels(panels), notes
 
     def _sketch_source(self, story_dir: Path, ref: str) -> Path:
