@@ -1,3 +1,5 @@
+import io
+import warnings
 from pathlib import Path
 
 import cv2
@@ -268,7 +270,8 @@ def _pictures() -> st.SearchStrategy[Image.Image]:
                 start, end = rng.integers(0, [width, height], size=(2, 2))
                 colour = tuple(int(c) for c in rng.integers(0, 256, 4))
                 cv2.line(pixels, tuple(map(int, start)), tuple(map(int, end)), colour, int(rng.integers(1, 4)))
-        mode = draw(st.sampled_from(["L", "RGB", "RGBA", "LA", "P", "1", "I;16", "CMYK"]))
+        mode = draw(st.sampled_from(["L", "RGB", "RGBA", "LA", "P", "1", "I;16", "CMYK", "F", "I", "I;16B", "PA",
+                                     "La", "RGBa", "RGBX", "YCbCr", "HSV", "LAB"]))
         image = Image.fromarray(pixels, mode="RGBA")
         if mode == "I;16":
             return Image.fromarray(pixels[..., 0].astype(np.uint16) * 257)
@@ -285,3 +288,43 @@ def test_any_picture_gives_a_sketch_of_the_exact_size_or_a_sketch_error(picture:
     except SketchError:
         return
     assert sketch.mode == "L" and sketch.size == (width, height)
+
+
+def _damaged_files() -> st.SearchStrategy[tuple[str, bytes]]:
+    """A small picture in a common format with bytes changed, cut out or inserted."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> tuple[str, bytes]:
+        suffix, fmt = draw(st.sampled_from([(".png", "PNG"), (".jpg", "JPEG"), (".gif", "GIF"), (".bmp", "BMP"),
+                                            (".tiff", "TIFF"), (".webp", "WEBP")]))
+        buffer = io.BytesIO()
+        Image.fromarray(drawing(40, 30)).save(buffer, format=fmt)
+        data = bytearray(buffer.getvalue())
+        for _ in range(draw(st.integers(1, 6))):
+            at = draw(st.integers(0, len(data) - 1))
+            kind = draw(st.sampled_from(["set", "cut", "insert"]))
+            if kind == "set":
+                data[at] = draw(st.integers(0, 255))
+            elif kind == "cut":
+                del data[at : at + draw(st.integers(1, 64))]
+            else:
+                data[at:at] = draw(st.binary(min_size=1, max_size=16))
+            if not data:
+                break
+        return suffix, bytes(data)
+
+    return build()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(damaged=_damaged_files())
+def test_any_damaged_file_gives_an_image_or_a_sketch_error(damaged: tuple[str, bytes], tmp_path: Path):
+    suffix, data = damaged
+    (tmp_path / f"damaged{suffix}").write_bytes(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about the damage it reads past
+            image = load_image(tmp_path / f"damaged{suffix}")
+    except SketchError:
+        return
+    assert image.mode in {"L", "RGB", "RGBA"}
