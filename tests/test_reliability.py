@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_story
+from badinputs import Inputs, disk_full_after
+from conftest import draw_figure, write_story
 from sketchstory.cli import main
 from sketchstory.pipeline.runner import RunOptions, generate
 from sketchstory.provenance import read_png_meta
@@ -21,23 +23,24 @@ def pixels(path: Path) -> np.ndarray:
 
 
 class Interrupt:
-    """An on_step hook that raises Ctrl-C once ``at`` steps are done."""
+    """An on_step hook that raises ``stop`` (Ctrl-C, or a crash) once ``at`` steps are done."""
 
-    def __init__(self, at: int) -> None:
-        self.at = at
+    def __init__(self, at: int, stop: type[BaseException] = KeyboardInterrupt) -> None:
+        self.at, self.stop = at, stop
 
     def __call__(self, panels: tuple[int, ...], done: int, total: int) -> None:
         if done >= self.at:
-            raise KeyboardInterrupt
+            raise self.stop("stopped mid-story")
 
 
-def test_interrupt_keeps_finished_panels_and_resume_matches(tiny, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError], ids=["ctrl-c", "crash"])
+def test_interrupt_keeps_finished_panels_and_resume_matches(tiny, tmp_path: Path, stop) -> None:
     path = write_story(tmp_path / "s", 4)
     story = load_story(path)
     generate(story, path.parent, tmp_path / "full", RunOptions(progress=False), tiny)
     out = tmp_path / "out"
-    with pytest.raises(KeyboardInterrupt):  # 4 steps a panel: stops inside panel 2
-        generate(story, path.parent, out, RunOptions(progress=False, on_step=Interrupt(10)), tiny)
+    with pytest.raises(stop):  # 4 steps a panel: stops inside panel 2
+        generate(story, path.parent, out, RunOptions(progress=False, on_step=Interrupt(10, stop)), tiny)
     done = sorted(p.name for p in (out / "panels").iterdir())
     assert done == ["panel_00.png", "panel_01.png"]
     assert all(read_png_meta(out / "panels" / d) for d in done)  # complete files, with metadata
@@ -56,6 +59,47 @@ def test_resume_redoes_panels_whose_inputs_changed(tiny, tmp_path: Path) -> None
     changed = write_story(tmp_path / "s", 3, steps=5)
     report = generate(load_story(changed), changed.parent, out, RunOptions(resume=True, progress=False), tiny)
     assert report.rendered == [0, 1, 2]
+
+
+def test_resume_redoes_panels_whose_sketch_changed_and_those_that_read_them(tiny, tmp_path: Path) -> None:
+    path = write_story(tmp_path / "s", 3)  # memory "all": panel 2 reads panels 0 and 1
+    out = tmp_path / "out"
+    generate(load_story(path), path.parent, out, RunOptions(progress=False), tiny)
+    draw_figure(path.parent / "sketches" / "01.png", 64, 0.7)
+    report = generate(load_story(path), path.parent, out, RunOptions(resume=True, progress=False), tiny)
+    assert report.reused == [0] and report.rendered == [1, 2]
+
+
+def test_resume_redoes_a_damaged_panel_file(tiny, tmp_path: Path) -> None:
+    """A panel file cut short outside sketchstory (a power cut, a full copy) is rendered again."""
+    path = write_story(tmp_path / "s", 3)
+    out = tmp_path / "out"
+    generate(load_story(path), path.parent, out, RunOptions(progress=False), tiny)
+    before = pixels(out / "panels" / "panel_01.png")
+    damaged = (out / "panels" / "panel_01.png").read_bytes()
+    (out / "panels" / "panel_01.png").write_bytes(damaged[: len(damaged) // 3])
+    report = generate(load_story(path), path.parent, out, RunOptions(resume=True, progress=False), tiny)
+    assert report.rendered == [1] and report.reused == [0, 2]
+    assert np.abs(pixels(out / "panels" / "panel_01.png") - before).max() <= 1
+
+
+def test_disk_full_mid_story_then_resume_gives_the_uninterrupted_images(tmp_path: Path, capsys, monkeypatch) -> None:
+    path = write_story(tmp_path / "s", 3)
+    assert main(["generate", str(path), "-o", str(tmp_path / "full"), "-q"]) == 0
+    out = tmp_path / "out"
+    disk_full_after(3)(monkeypatch, Inputs(path, out))  # panel 0: its two conditions and itself
+    assert main(["generate", str(path), "-o", str(out), "-q"]) == 4
+    err = capsys.readouterr().err
+    assert f"disk full while writing {out}" in err and f"free space in {out} and rerun with --resume" in err
+    assert sorted(p.name for p in (out / "panels").iterdir()) == ["panel_00.png"]
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary leftovers
+    monkeypatch.undo()  # space freed
+    assert main(["generate", str(path), "-o", str(out), "-q", "--resume"]) == 0
+    info = json.loads((out / "run.json").read_text())
+    assert [p["status"] for p in info["panels"]] == ["reused", "rendered", "rendered"]
+    for n in range(3):
+        name = f"panels/panel_{n:02d}.png"
+        assert np.abs(pixels(out / name) - pixels(tmp_path / "full" / name)).max() <= 1
 
 
 def test_cli_interrupt_exit_code_and_hint(story_file: Path, tmp_path: Path, capsys, monkeypatch) -> None:
