@@ -330,12 +330,21 @@ def _sketch(name: str, write: Callable[[Path], object], message: str, ref: str =
     return Case(name, "sketch", sketch(write, ref), INPUT, message, **kw)
 
 
+# Pictures without a line to use (answer: "has no lines"), and unusual files that are fine sketches.
+NO_LINES: dict[str, Callable[[Path], object]] = {
+    "blank white image": picture(lambda: np.full((64, 64), 255, np.uint8)),
+    "black image": picture(lambda: np.zeros((64, 64), np.uint8)),
+    "noise": picture(lambda: np.random.default_rng(0).normal(128, 20, (64, 64)).clip(0, 255).astype(np.uint8)),
+    "one pixel": picture(lambda: np.zeros((1, 1), np.uint8)),
+}
+ODD_FORMATS: tuple[tuple[str, Callable[[Path], object]], ...] = (
+    ("deep.png", sixteen_bit), ("print.jpg", convert("CMYK")), ("moving.gif", animated),
+    ("palette.png", palette_with_transparency), ("grey-alpha.png", convert("LA")),
+    ("layer.png", transparent_layer), ("float.tiff", float_tiff), ("bits.png", convert("1")),
+)
+
+
 def corpus() -> list[Case]:
-    ok_formats = sketches(
-        ("deep.png", sixteen_bit), ("print.jpg", convert("CMYK")), ("moving.gif", animated),
-        ("palette.png", palette_with_transparency), ("grey-alpha.png", convert("LA")),
-        ("layer.png", transparent_layer), ("float.tiff", float_tiff), ("bits.png", convert("1")),
-    )
     long_prompt = "a young wizard " + "in a very long flowing robe with stars and moons " * 12
     cases = [
         # the story file
@@ -389,13 +398,10 @@ def corpus() -> list[Case]:
         _sketch("header claims 8000x8000", png_header(8000, 8000), "8000x8000 pixels, more than the 40,000,000 allowed"),
         _sketch("header claims 20000x20000 (a decompression bomb)", png_header(20_000, 20_000),
                 "too large to decode safely"),
-        _sketch("blank white image", picture(lambda: np.full((64, 64), 255, np.uint8)), "has no lines"),
-        _sketch("black image", picture(lambda: np.zeros((64, 64), np.uint8)), "has no lines"),
-        _sketch("noise", picture(lambda: np.random.default_rng(0).normal(128, 20, (64, 64)).clip(0, 255)
-                                 .astype(np.uint8)), "has no lines"),
-        _sketch("one pixel", picture(lambda: np.zeros((1, 1), np.uint8)), "has no lines"),
+        *(_sketch(name, write, "has no lines") for name, write in NO_LINES.items()),
         _sketch("sketch unreadable", picture_of_figure, "Permission denied", fault=unreadable_sketch),
-        Case("unusual formats: 16-bit, CMYK, animated, palette, LA, alpha, float, 1-bit", "sketch", ok_formats, OK,
+        Case("unusual formats: 16-bit, CMYK, animated, palette, LA, alpha, float, 1-bit", "sketch",
+             sketches(*ODD_FORMATS), OK,
              "8 panel(s) rendered", error=None, messages={CHECK: "ok, 8 panel(s)", UI: "**Done**"}),
         # settings
         _settings("width zero", "width", 0, "settings.width: Input should be greater than or equal to 8"),

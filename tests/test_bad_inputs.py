@@ -18,7 +18,7 @@ from PIL import Image
 
 import sketchstory.pipeline.runner as runner
 import sketchstory.ui.render as ui_render
-from badinputs import API, CHECK, CLI, UI, Case, Inputs, corpus, story
+from badinputs import API, CHECK, CLI, NO_LINES, ODD_FORMATS, UI, Case, Inputs, corpus, story
 from conftest import write_story
 from sketchstory.cli import main
 from sketchstory.pipeline.runner import RunOptions, generate
@@ -174,6 +174,28 @@ def test_page_settings_form_refuses_impossible_settings(case: Case, tmp_path: Pa
     with pytest.raises(gr.Error, match=re.escape(case.expect(UI))):
         list(h.generate(data))
     assert h.ws.load() == before  # the working story keeps its last valid settings
+
+
+UPLOADS = [pytest.param(f"x{Path(name).suffix}", write, True, id=name) for name, write in ODD_FORMATS] + [
+    # A blank white picture is left out: the editor reports its own empty page as an upload, which is ignored.
+    pytest.param("x.png", write, False, id=name) for name, write in NO_LINES.items() if name != "blank white image"]
+
+
+@pytest.mark.parametrize("name, write, usable", UPLOADS)
+def test_page_upload_of_any_picture_gives_a_sketch_or_a_warning(name, write, usable, tmp_path, page_widgets) -> None:
+    h, w = handlers(page_widgets, tmp_path), page_widgets
+    write(tmp_path / name)
+    with Image.open(tmp_path / name) as opened:
+        upload = opened.copy()
+    story_before = h.ws.load()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = h.upload_drawing(story_before, 0, {"background": upload, "layers": [], "composite": None})
+    if usable:
+        assert out[w.story].panels[0].sketch.startswith("sketches/") and not shown(caught)
+    else:
+        assert out == h.unchanged() and h.ws.load() == story_before
+        assert any("cannot be a sketch" in m and "has no lines" in m for m in shown(caught)), shown(caught)
 
 
 # --- the corpus itself, and long stories ------------------------------------------------------------
