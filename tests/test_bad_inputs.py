@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-import sketchstory.pipeline.runner as runner
+from sketchstory.pipeline import runner
 import sketchstory.ui.render as ui_render
 from badinputs import API, CHECK, CLI, NO_LINES, ODD_FORMATS, UI, Case, Inputs, corpus, story
 from conftest import write_story

@@ -76,7 +76,7 @@ def long_prompts(story: Story, tokenizer: PreTrainedTokenizerBase) -> list[str]:
     warnings = []
     for (where, text), ids in zip(texts, tokenizer([t for _, t in texts], verbose=False).input_ids, strict=True):
         if len(ids) > limit:
-            kept = tokenizer.decode(ids[1 : limit - 1]).split()  # without the start and end tokens
+            kept = tokenizer.batch_decode([ids[1 : limit - 1]])[0].split()  # without the start and end tokens
             warnings.append(f"{where}: {len(ids)} CLIP tokens (with character descriptions and style), more than "
                             f"the {limit} the text encoder reads; it is truncated after \"...{' '.join(kept[-4:])}\": "
                             "shorten it to keep the rest")
