@@ -55,7 +55,8 @@ def load_image(path: Path) -> Image.Image:
         if isinstance(error, SketchError):
             raise
         if isinstance(error, OSError) and error.errno is not None:  # the file system's answer, not the decoder's
-            raise SketchError(f"cannot read {path}: {error.strerror}; make the file readable (permissions, disk)") from error
+            raise SketchError(f"cannot read {path}: {error.strerror}; make the file readable (permissions, disk)"
+                              ) from error
         raise SketchError(
             f"cannot read {path} as an image ({error}); the file is corrupt or not a picture: "
             "re-export it as PNG or JPEG"

@@ -108,8 +108,8 @@ def table(samples: list[Sample]) -> str:
     rows = ["story  panels  seconds  RSS MiB  fds  threads  py threads  CUDA MiB"]
     for s in samples:
         cuda = "-" if s.cuda is None else f"{s.cuda / MiB:.1f}"
-        rows.append(f"{s.story:5d}  {s.panels:6d}  {s.seconds:7.2f}  {s.rss / MiB:7.1f}  {s.fds:3d}  {s.os_threads:7d}  "
-                    f"{s.py_threads:10d}  {cuda:>8}")
+        rows.append(f"{s.story:5d}  {s.panels:6d}  {s.seconds:7.2f}  {s.rss / MiB:7.1f}  {s.fds:3d}  "
+                    f"{s.os_threads:7d}  {s.py_threads:10d}  {cuda:>8}")
     return "\n".join(rows)
 
 
@@ -126,7 +126,8 @@ def summary(samples: list[Sample], warmup: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sketchstory.bench.soak", description=__doc__.split("\n")[0])
     parser.add_argument("--stories", type=int, default=50)
-    parser.add_argument("--warmup", type=int, help="stories before the trend is measured (default: a fifth, at least 1)")
+    parser.add_argument("--warmup", type=int,
+                        help="stories before the trend is measured (default: a fifth, at least 1)")
     parser.add_argument("--max-growth-kib", type=float, default=64.0,
                         help="largest allowed resident-memory trend per story after the warm-up (default 64)")
     parser.add_argument("--model", default="tiny", help="a model spec (default tiny: random weights, built in code)")
