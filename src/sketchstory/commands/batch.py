@@ -38,15 +38,20 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from sketchstory.cli import apply_settings_args
+    from sketchstory.cli import EXIT_INTERRUPTED, apply_settings_args
     from sketchstory.dist.batch import run_batch
     from sketchstory.dist.cluster import cluster_from_args
     from sketchstory.dist.inputs import REPORT_NAME, read_tasks, with_story
 
     cluster = cluster_from_args(args)
     tasks = with_story(read_tasks(args.input), lambda story: apply_settings_args(story, args))
-    report = run_batch(tasks, args.out, cluster, retries=args.retries, library=args.library,
-                       keep_memory=args.keep_memory, progress=not args.quiet)
+    try:
+        report = run_batch(tasks, args.out, cluster, retries=args.retries, library=args.library,
+                           keep_memory=args.keep_memory, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished stories and panels are kept ({args.out / REPORT_NAME} lists the finished "
+              "stories); run the same command again to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
     for story in report.stories:
         if story.status == "failed":
             tries = f" after {story.attempts} attempt(s)" if story.attempts else ""

@@ -14,7 +14,7 @@ from typing import Any
 
 from sketchstory.dist.pool import ClusterError, LocalPool, Pool, RayPool, Worker
 
-INSTALL_HINT = "pip install 'sketchstory[dist]'"
+INSTALL_HINT = "pip install 'sketchstory[dist]' (from a clone: pip install -e '.[dist]')"
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ def add_cluster_args(p: argparse.ArgumentParser, unit: str, ray_by_default: bool
 
     Without ``ray_by_default`` the command runs in this process unless one of the first two is given.
     """
-    g = p.add_argument_group("workers (Ray, optional: pip install 'sketchstory[dist]')")
+    g = p.add_argument_group(f"workers (Ray, optional: {INSTALL_HINT})")
     g.add_argument("--ray-address", metavar="ADDR",
                    help="an existing Ray cluster: 'auto' on one of its nodes, or ray://HEAD:10001 "
                         f"(default: {'start Ray on this machine' if ray_by_default else 'no Ray, unless --workers'})")
@@ -48,7 +48,7 @@ def add_cluster_args(p: argparse.ArgumentParser, unit: str, ray_by_default: bool
 def cluster_from_args(args: argparse.Namespace) -> Cluster:
     if args.workers is not None and args.workers < 0:
         raise ClusterError(f"--workers {args.workers}: give a number of workers, or 0 to run in this process")
-    if args.gpus is not None and args.gpus < 0 or args.cpus <= 0:
+    if (args.gpus is not None and args.gpus < 0) or args.cpus <= 0:
         raise ClusterError("GPUs per worker must be 0 or more, and CPUs per worker more than 0")
     return Cluster(args.ray_address, args.workers, args.gpus, args.cpus)
 
@@ -121,7 +121,7 @@ def worker_pool(cluster: Cluster, worker: type[Worker], kwargs: dict[str, Any], 
         raise ClusterError(f"--ray-address needs Ray, which is not installed: {INSTALL_HINT}")
     if ray is None or cluster.workers == 0:
         if ray is None:
-            print(f"Ray is not installed: the {jobs} {what} run one after another in this process "
+            print(f"Ray is not installed: running the {jobs} {what} one after another in this process "
                   f"(for parallel workers: {INSTALL_HINT})", file=sys.stderr)
         import torch
 

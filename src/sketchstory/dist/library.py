@@ -62,7 +62,7 @@ def build_library_distributed(library: Library, prompts: PromptsFile, model: str
     with tqdm(total=report.total, initial=report.already, unit="sketch", disable=not progress) as bar:
         if plan.runs:
             items = [(i, (run, plan.size)) for i, run in enumerate(plan.runs)]
-            with worker_pool(cluster, SketchWorker, {"model": model}, "draw", len(items), "sketch runs") as pool:
+            with worker_pool(cluster, SketchWorker, {"model": model}, "draw", len(items), "scenes and objects") as pool:
                 for outcome in run_with_retries(pool, items, retries):
                     run = plan.runs[outcome.tag]
                     if (failure := outcome.failure) is not None:
