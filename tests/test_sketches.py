@@ -203,7 +203,7 @@ def test_phone_photo_rotation_is_applied(tmp_path: Path):
     assert load_image(tmp_path / "photo.jpg").size == (20, 40)
 
 
-@pytest.mark.parametrize("mode", ["1", "LA", "I", "F", "YCbCr", "HSV"])
+@pytest.mark.parametrize("mode", ["1", "LA", "La", "PA", "RGBa", "I", "I;16B", "F", "YCbCr", "HSV", "LAB"])
 def test_every_mode_becomes_l_rgb_or_rgba(mode: str):
     assert to_standard_mode(Image.new(mode, (4, 4))).mode in {"L", "RGB", "RGBA"}
 

@@ -70,6 +70,8 @@ def to_standard_mode(image: Image.Image) -> Image.Image:
         return image
     if mode == "1":
         return image.convert("L")
+    if mode == "La":  # premultiplied; Pillow converts it only to "LA"
+        image = image.convert("LA")
     if mode in ("LA", "La", "PA", "RGBa"):
         return image.convert("RGBA")
     if mode == "P":
