@@ -7,6 +7,8 @@ driver alone writes the index, with no duplicates, and gets what the serial buil
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from sketchstory.dist import cluster
 from sketchstory.dist.batch import run_batch
 from sketchstory.dist.cluster import Cluster
 from sketchstory.dist.inputs import read_tasks
+from sketchstory.dist.pool import Outcome, RayPool, Worker, run_with_retries
 from sketchstory.library import Library, build_library, load_prompts
 
 GOOD = ("castle", "forest", "shore")
@@ -207,3 +210,31 @@ def test_ray_library_build_merges_into_a_partial_library_like_the_serial_build(l
     # Nothing left to draw: no worker starts, nothing changes.
     assert main([*args, "--workers", "0"]) == 0
     assert _library_entries(merged) == entries
+
+
+class _DiesOnce(Worker):
+    """Its process exits in the middle of the first call for a marker file; later calls succeed."""
+
+    def run(self, marker: str) -> str:
+        if not Path(marker).exists():
+            Path(marker).touch()
+            os._exit(1)
+        return "drawn"
+
+
+def test_a_dead_worker_fails_its_item_and_a_new_one_takes_over(local_ray, tmp_path):
+    local_ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this file
+    actor = local_ray.remote(num_cpus=1)(_DiesOnce)
+
+    def outcome(marker: str, retries: int) -> Outcome:
+        pool = RayPool(lambda: actor.remote(threads=None), 1, "run", "test")
+        try:
+            [result] = run_with_retries(pool, [(0, str(tmp_path / marker))], retries)
+        finally:
+            pool.close()
+        return result
+
+    retried = outcome("a", retries=1)
+    assert retried.value == "drawn" and retried.attempts == 2
+    dead = outcome("b", retries=0)
+    assert dead.failure is not None and "died" in dead.failure.message and dead.attempts == 1

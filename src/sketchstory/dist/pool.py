@@ -166,22 +166,26 @@ class RayPool:
                 raise ClusterError("no Ray worker could start: " + "; ".join(self.start_errors[-3:]))
             [ref], _ = self.ray.wait(list(self.running), num_returns=1)
             actor, name, work, start = self.running.pop(ref)
+            alive = True
             try:
                 value = self.ray.get(ref)
             except RayActorError as error:
-                if work is _STARTING:  # its constructor failed: starting another would fail alike
-                    self.start_errors.append(str(error))
-                    continue
-                self._start()
+                alive = False
                 value = Failure(f"the worker process {name} died (killed, out of memory, or its node was lost): "
                                 f"{error}", None)
             except RayError as error:  # the call itself could not run or return (e.g. unpicklable data)
                 value = Failure(f"{type(error).__name__}: {error}", None)
             if work is _STARTING:
-                self.idle.append((actor, value))
-                self._dispatch()
+                if isinstance(value, Failure):  # its constructor failed: another would fail alike
+                    self.start_errors.append(value.message)
+                else:
+                    self.idle.append((actor, value))
+                    self._dispatch()
                 continue
-            self.idle.append((actor, name))
+            if alive:
+                self.idle.append((actor, name))
+            else:
+                self._start()  # a new worker takes the dead one's place
             self._dispatch()
             return Attempt(work[0], value, time.perf_counter() - start, name)
 
