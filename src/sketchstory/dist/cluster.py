@@ -6,7 +6,7 @@ import argparse
 import logging
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
@@ -30,7 +30,7 @@ def add_cluster_args(p: argparse.ArgumentParser, unit: str, ray_by_default: bool
 
     Without ``ray_by_default`` the command runs in this process unless one of the first two is given.
     """
-    g = p.add_argument_group(f"workers (Ray, optional: {INSTALL_HINT})")
+    g = p.add_argument_group("workers (Ray, optional: see docs/dist.md)")
     g.add_argument("--ray-address", metavar="ADDR",
                    help="an existing Ray cluster: 'auto' on one of its nodes, or ray://HEAD:10001 "
                         f"(default: {'start Ray on this machine' if ray_by_default else 'no Ray, unless --workers'})")
@@ -113,7 +113,7 @@ def _size(cluster: Cluster, resources: dict[str, float], gpus: float, jobs: int)
 
 
 @contextmanager
-def worker_pool(cluster: Cluster, worker: type[Worker], kwargs: dict[str, Any], method: str, jobs: int,
+def worker_pool(cluster: Cluster, worker: Callable[..., Worker], kwargs: dict[str, Any], method: str, jobs: int,
                 what: str) -> Iterator[Pool]:
     """A pool of ``worker(**kwargs, device=..., threads=...)`` calling ``method``: Ray actors, or one here."""
     ray = import_ray()

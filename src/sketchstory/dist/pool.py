@@ -190,7 +190,7 @@ class RayPool:
             return Attempt(work[0], value, time.perf_counter() - start, name)
 
     def close(self) -> None:
-        for actor, *_ in [*self.idle, *self.running.values()]:
+        for actor in [actor for actor, _ in self.idle] + [entry[0] for entry in self.running.values()]:
             self.ray.kill(actor)
 
 
