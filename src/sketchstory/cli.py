@@ -200,12 +200,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _errors() -> list[tuple[type[BaseException], int]]:
+def exit_code(error: BaseException) -> int | None:
+    """The exit code an expected failure gets; None for an unexpected one (a bug: show its traceback)."""
     from sketchstory.models import ModelLoadError
     from sketchstory.sketches import SketchError
     from sketchstory.story import StoryError
 
-    return [(StoryError, EXIT_INPUT), (SketchError, EXIT_INPUT), (ModelLoadError, EXIT_MODEL)]
+    if isinstance(error, CliError):
+        return error.code
+    if isinstance(error, OSError):
+        return EXIT_OUTPUT
+    if isinstance(error, ModelLoadError):
+        return EXIT_MODEL
+    return EXIT_INPUT if isinstance(error, StoryError | SketchError | ValueError) else None
 
 
 def _os_error(e: OSError, args: argparse.Namespace) -> str:
@@ -223,20 +230,14 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
     except KeyboardInterrupt:
         print("interrupted: finished panels are kept; rerun the same command with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except CliError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.code
     except OSError as e:
         print(f"error: {_os_error(e, args)}", file=sys.stderr)
         return EXIT_OUTPUT
     except Exception as e:
-        for kind, code in _errors():
-            if isinstance(e, kind):
-                print(f"error: {e}", file=sys.stderr)
-                return code
-        if isinstance(e, ValueError):
+        code = exit_code(e)
+        if code is not None:
             print(f"error: {e}", file=sys.stderr)
-            return EXIT_INPUT
+            return code
         raise
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sketchstory.cli import EXIT_INPUT, EXIT_OUTPUT, CliError, _errors
+from sketchstory.cli import exit_code
 
 
 class ClusterError(ValueError):
@@ -36,18 +36,6 @@ class Failure:
     def of(cls, error: BaseException) -> Failure:
         code = exit_code(error)
         return cls(f"{type(error).__name__}: {error}", code, None if code is not None else traceback.format_exc())
-
-
-def exit_code(error: BaseException) -> int | None:
-    """The exit code the command line gives ``error`` (see ``sketchstory.cli.run``); None if unexpected."""
-    if isinstance(error, CliError):
-        return error.code
-    if isinstance(error, OSError):
-        return EXIT_OUTPUT
-    for kind, code in _errors():
-        if isinstance(error, kind):
-            return code
-    return EXIT_INPUT if isinstance(error, ValueError) else None
 
 
 class Worker:
