@@ -13,7 +13,7 @@ def test_study_scores_each_configuration() -> None:
     configs = {k: CONFIGS[k] for k in list(CONFIGS)[:2]}
     study = run_study(1, 2, 100, configs, log=lambda *_: None)
     for result in study["results"].values():
-        assert len(result["scores"]) == 1 and 0.0 <= result["mean"] <= 1.0
+        assert len(result["scores"]) == 1 and 0.0 <= result["mean"] <= 1.0 and result["delta_e"][0] >= 0.0
     assert "| no MAGA |" in table(study)
 
 
