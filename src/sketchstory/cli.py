@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--panels", type=int_list, default=[1, 2, 4, 8], metavar="N,M",
                    help="story lengths to measure (default 1,2,4,8)")
     p.add_argument("--long", action="store_true", help="also measure 16 panels")
-    p.add_argument("--quick", action="store_true", help="64 px, 2 steps, 1/2/4 panels, 3 scenarios: about 2.5 minutes on 2 CPU cores")
+    p.add_argument("--quick", action="store_true",
+                   help="64 px, 2 steps, 1/2/4 panels, 3 scenarios: about 2.5 minutes on 2 CPU cores")
     p.add_argument("--device")
     p.add_argument("-o", "--out", type=Path, default=Path("out/bench"))
     p.set_defaults(func=cmd_bench)
