@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from badinputs import Inputs, disk_full_after
@@ -111,6 +112,21 @@ def test_cli_interrupt_exit_code_and_hint(story_file: Path, tmp_path: Path, caps
     monkeypatch.setattr(runner, "generate", interrupted)
     assert main(["generate", str(story_file), "-o", str(tmp_path / "o"), "-q"]) == 130
     assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [MemoryError(), torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")])
+def test_cli_out_of_memory_exit_code_and_what_to_lower(error: BaseException, story_file: Path, tmp_path: Path,
+                                                       capsys, monkeypatch) -> None:
+    import sketchstory.pipeline.runner as runner
+
+    def exhausted(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(runner, "generate", exhausted)
+    assert main(["generate", str(story_file), "-o", str(tmp_path / "o"), "-q"]) == 5
+    err = capsys.readouterr().err
+    assert err.startswith("error: out of memory") and "--resume" in err and "--size" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")

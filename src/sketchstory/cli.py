@@ -1,7 +1,8 @@
 """The ``sketchstory`` command: one entry point, one subcommand per job.
 
 Exit codes: 0 ok, 2 bad input (story, sketch, settings), 3 model cannot be loaded,
-4 output cannot be written, 130 interrupted (finished panels are kept; rerun with --resume).
+4 output cannot be written, 5 out of memory, 130 interrupted (finished panels are kept; rerun
+with --resume).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from sketchstory import __version__
 from sketchstory.commands.args import int_list, size
 
-EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT, EXIT_INTERRUPTED = 2, 3, 4, 130
+EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT, EXIT_MEMORY, EXIT_INTERRUPTED = 2, 3, 4, 5, 130
 
 
 class CliError(Exception):
@@ -146,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sketchstory",
         description="Consistent comics and storyboards from sketches: SD1.5 + Canny ControlNet + MAGA memory.",
-        epilog="Exit codes: 0 ok, 2 bad input, 3 model cannot be loaded, 4 output not writable, 130 interrupted.",
+        epilog="Exit codes: 0 ok, 2 bad input, 3 model cannot be loaded, 4 output not writable, 5 out of memory, "
+               "130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"sketchstory {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
@@ -209,11 +211,23 @@ def exit_code(error: BaseException) -> int | None:
 
     if isinstance(error, CliError):
         return error.code
+    if _out_of_memory(error):
+        return EXIT_MEMORY
     if isinstance(error, OSError):
         return EXIT_OUTPUT
     if isinstance(error, ModelLoadError):
         return EXIT_MODEL
     return EXIT_INPUT if isinstance(error, StoryError | SketchError | ValueError) else None
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    torch = sys.modules.get("torch")  # an out-of-memory error from torch means torch is loaded
+    return isinstance(error, MemoryError) or (torch is not None and isinstance(error, torch.OutOfMemoryError))
+
+
+OUT_OF_MEMORY_HINT = ("finished panels are kept; rerun with --resume after lowering the load: a smaller --size, "
+                      "--offload (GPU), a smaller --chunk-size or --mode sequential, a --token-budget, or "
+                      "--memory window:1")
 
 
 def _os_error(e: OSError, args: argparse.Namespace) -> str:
@@ -236,6 +250,10 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
         return EXIT_OUTPUT
     except Exception as e:
         code = exit_code(e)
+        if code == EXIT_MEMORY:
+            print(f"error: out of memory ({str(e).splitlines()[0] if str(e) else type(e).__name__}): "
+                  f"{OUT_OF_MEMORY_HINT}", file=sys.stderr)
+            return code
         if code is not None:
             print(f"error: {e}", file=sys.stderr)
             return code

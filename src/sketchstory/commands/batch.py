@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
         "batch", help="render many stories (a folder or JSONL) on Ray workers: retried, resumable, reported",
         description=__doc__.split("\n")[0],
         epilog="Exit codes: 0 every story done or skipped; else the failed stories' code as in `generate` "
-               "(2 input, 3 model, 4 output), or 1 if they differ. OUT/batch.json lists every story.")
+               "(2 input, 3 model, 4 output, 5 memory), or 1 if they differ. OUT/batch.json lists every story.")
     p.add_argument("input", type=Path, help="a folder of story folders (each with story.json), or a .jsonl file")
     p.add_argument("-o", "--out", type=Path, required=True,
                    help="output folder: OUT/NAME/ per story (generate's layout) and OUT/batch.json")

@@ -39,7 +39,7 @@ class StoryStatus:
     seconds: float | None = None  # all attempts together
     worker: str | None = None  # host:pid of the last attempt
     error: str | None = None
-    code: int | None = None  # a failure's exit code as in `generate`: 2 input, 3 model, 4 output; None unexpected
+    code: int | None = None  # as `generate` exits: 2 input, 3 model, 4 output, 5 memory; None unexpected
     details: str | None = None  # the traceback of an unexpected error
 
 
