@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import pytest
+import torch
+
+from sketchstory.bench.architectures import _block_initialisers, sd15_components
 from sketchstory.cli import main
 
 
@@ -29,3 +34,25 @@ def test_bench_rows_ratios_and_bank_growth(tmp_path: Path, capsys) -> None:
     assert result["ratios"]["maga: panels held at N=8"] == 4.0
     assert "| ratio (of cpu_seconds) | value |" in (out / "bench.md").read_text()
     assert "maga-all" in capsys.readouterr().out
+
+
+def test_block_initialisers_keep_torch_scales_and_are_restored() -> None:
+    original = torch.nn.init.kaiming_uniform_
+    with _block_initialisers(0):
+        a = torch.nn.Conv2d(64, 128, 3)
+    with _block_initialisers(0):
+        b = torch.nn.Conv2d(64, 128, 3)
+    assert torch.nn.init.kaiming_uniform_ is original
+    bound = 1 / math.sqrt(64 * 9)  # torch's default for conv weights and biases
+    assert torch.equal(a.weight, b.weight) and torch.isfinite(a.weight).all()
+    assert a.weight.abs().max() <= bound + 1e-6 and a.weight.std() > bound / 2
+    assert a.bias.abs().max() <= bound + 1e-6 and len(set(a.bias.tolist())) == 128
+
+
+@pytest.mark.slow
+def test_sd15_architecture_has_the_published_parameter_counts() -> None:
+    c = sd15_components(torch.device("cpu"), torch.float32)
+    counts = {name: sum(p.numel() for p in m.parameters())
+              for name, m in (("unet", c.unet), ("controlnet", c.controlnet), ("vae", c.vae), ("text", c.text_encoder))}
+    assert counts == {"unet": 859_520_964, "controlnet": 361_279_120, "vae": 83_653_863, "text": 123_060_480}
+    assert all(torch.isfinite(p).all() for p in c.unet.parameters())

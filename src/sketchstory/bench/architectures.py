@@ -7,7 +7,12 @@ the benchmark does not silently change when a default does.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
+from torch.nn import init
 from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -45,9 +50,65 @@ def sd15_text_encoder() -> CLIPTextModel:
                                         hidden_act="quick_gelu", projection_dim=768))
 
 
+class _BlockFill:
+    """Random initialisers that cut their numbers from one shared random block.
+
+    Timing needs weights of the right shapes and scales, not independent draws: torch's
+    initialisers draw the 1.2 B numbers one at a time (about 30 s on 2 cores, 80 s under load),
+    copying from a 1M-number block takes about a second. Scales follow torch's defaults.
+    """
+
+    def __init__(self, seed: int, size: int = 1 << 20) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        block = (torch.rand(size, generator=gen) * 2 - 1) * math.sqrt(3.0)  # mean 0, variance 1
+        self.block = torch.cat([block, block])  # any run of <= size numbers is one contiguous slice
+        self.size, self.offset = size, 0
+
+    def fill(self, tensor: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+        flat = tensor.detach().view(-1)
+        with torch.no_grad():
+            for start in range(0, flat.numel(), self.size):
+                part = flat[start:start + self.size]
+                torch.mul(self.block[self.offset:self.offset + part.numel()], std, out=part)
+                if mean:
+                    part.add_(mean)
+                self.offset = (self.offset + 7919) % self.size  # a prime stride: neighbours differ
+        return tensor
+
+    def uniform_(self, tensor: torch.Tensor, a: float = 0.0, b: float = 1.0, **_: object) -> torch.Tensor:
+        return self.fill(tensor, (a + b) / 2, (b - a) / math.sqrt(12.0))
+
+    def normal_(self, tensor: torch.Tensor, mean: float = 0.0, std: float = 1.0, **_: object) -> torch.Tensor:
+        return self.fill(tensor, mean, std)
+
+    def kaiming_uniform_(self, tensor: torch.Tensor, a: float = 0.0, mode: str = "fan_in",
+                         nonlinearity: str = "leaky_relu", **_: object) -> torch.Tensor:
+        gain = init.calculate_gain(nonlinearity, a)
+        return self.fill(tensor, 0.0, gain / math.sqrt(init._calculate_correct_fan(tensor, mode)))
+
+    def xavier_uniform_(self, tensor: torch.Tensor, gain: float = 1.0, **_: object) -> torch.Tensor:
+        fan_in, fan_out = init._calculate_fan_in_and_fan_out(tensor)
+        return self.fill(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+@contextmanager
+def _block_initialisers(seed: int) -> Iterator[None]:
+    fill = _BlockFill(seed)
+    names = ("uniform_", "normal_", "kaiming_uniform_", "xavier_uniform_")
+    saved = {name: getattr(init, name) for name in names}
+    try:
+        for name in names:
+            setattr(init, name, getattr(fill, name))
+        yield
+    finally:
+        for name, original in saved.items():
+            setattr(init, name, original)
+
+
 def sd15_components(device: torch.device, dtype: torch.dtype, seed: int = 0) -> Components:
     torch.manual_seed(seed)
-    modules = [sd15_text_encoder(), sd15_unet(), sd15_vae(), sd15_controlnet()]
+    with _block_initialisers(seed):
+        modules = [sd15_text_encoder(), sd15_unet(), sd15_vae(), sd15_controlnet()]
     for m in modules:
         m.to(device).eval().requires_grad_(False)
         if dtype != torch.float32:
