@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from sketchstory.bench.architectures import _block_initialisers, sd15_components
+from sketchstory.bench.scaling import table
 from sketchstory.cli import main
 
 
@@ -56,3 +57,13 @@ def test_sd15_architecture_has_the_published_parameter_counts() -> None:
               for name, m in (("unet", c.unet), ("controlnet", c.controlnet), ("vae", c.vae), ("text", c.text_encoder))}
     assert counts == {"unet": 859_520_964, "controlnet": 361_279_120, "vae": 83_653_863, "text": 123_060_480}
     assert all(torch.isfinite(p).all() for p in c.unet.parameters())
+
+
+def test_table_adds_peak_cuda_memory_for_gpu_runs() -> None:
+    row = {"scenario": "maga", "panels": 2, "seconds": 3.0, "seconds_per_panel": 1.5, "cpu_seconds": 3.1,
+           "memory_bank_peak_bytes": 2**20, "peak_cuda_bytes": None}
+    result = {"model": "sd15-random", "device": "cpu", "dtype": "torch.float32", "size": 64, "steps": 2,
+              "rows": [row], "ratios": {}, "clock": "cpu_seconds", "peak_rss_bytes": 2**30}
+    assert "CUDA" not in table(result)
+    result["rows"] = [row | {"peak_cuda_bytes": 3 * 2**30}]
+    assert "| peak CUDA memory (GiB) |" in table(result) and "| 1.00 | 3.00 |" in table(result)

@@ -124,6 +124,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     device, dtype = default_device(args.device)
     if args.quick:
         args.size, args.steps, args.panels = 64, 2, [1, 2, 4]
+    gpu = device.type == "cuda"  # the issue's GPU setting: SD1.5's own size and a real step count, fp16
+    args.size = args.size or (512 if gpu else 128)
+    args.steps = args.steps or (30 if gpu else 4)
     panels = args.panels + ([16] if args.long else [])
     scenarios = tuple(s for s in SCENARIOS if not args.quick or s.name in ("plain", "maga", "maga-all"))
     print(f"building {args.arch} with random weights on {device} ...", flush=True)
@@ -187,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time and memory vs number of panels: plain ControlNet vs MAGA modes/policies")
     p.add_argument("--arch", choices=["sd15", "tiny"], default="sd15",
                    help="sd15: the full SD1.5 + ControlNet architecture with random weights (default)")
-    p.add_argument("--size", type=int, default=128, help="image size (default 128 on CPU; use 512 on a GPU)")
-    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--size", type=int, help="image size (default: 512 on a GPU, 128 on CPU)")
+    p.add_argument("--steps", type=int, help="denoising steps (default: 30 on a GPU, 4 on CPU)")
     p.add_argument("--panels", type=int_list, default=[1, 2, 4, 8], metavar="N,M",
                    help="story lengths to measure (default 1,2,4,8)")
     p.add_argument("--long", action="store_true", help="also measure 16 panels")

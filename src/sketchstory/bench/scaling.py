@@ -106,14 +106,16 @@ def ratios(rows: list[dict], panel_counts: list[int], clock: str = "seconds") ->
 
 
 def table(result: dict) -> str:
+    cuda = any(r["peak_cuda_bytes"] for r in result["rows"])  # a GPU run: its peak memory per row
     lines = [f"sketchstory bench: {result['model']} on {result['device']} ({result['dtype']}), "
              f"{result['size']}x{result['size']}, {result['steps']} steps", "",
-             "| scenario | panels | seconds | s/panel | CPU seconds | memory bank peak (MiB) |",
-             "|---|---|---|---|---|---|"]
+             "| scenario | panels | seconds | s/panel | CPU seconds | memory bank peak (MiB) |"
+             + (" peak CUDA memory (GiB) |" if cuda else ""),
+             "|---|---|---|---|---|---|" + ("---|" if cuda else "")]
     for r in result["rows"]:
         lines.append(f"| {r['scenario']} | {r['panels']} | {r['seconds']:.2f} | {r['seconds_per_panel']:.2f} | "
-                     f"{r['cpu_seconds']:.2f} | "
-                     f"{r['memory_bank_peak_bytes'] / 2**20:.2f} |")
+                     f"{r['cpu_seconds']:.2f} | {r['memory_bank_peak_bytes'] / 2**20:.2f} |"
+                     + (f" {(r['peak_cuda_bytes'] or 0) / 2**30:.2f} |" if cuda else ""))
     lines += ["", f"| ratio (of {result['clock']}) | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in result["ratios"].items()]
     lines.append(f"\npeak process memory: {result['peak_rss_bytes'] / 2**30:.2f} GiB")
