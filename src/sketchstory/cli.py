@@ -233,7 +233,12 @@ OUT_OF_MEMORY_HINT = ("finished panels are kept; rerun with --resume after lower
                       "--memory window:1")
 
 
-def _os_error(e: OSError, args: argparse.Namespace) -> str:
+def _message(e: Exception, code: int, args: argparse.Namespace) -> str:
+    """What the user reads for an expected failure with exit ``code``."""
+    if code == EXIT_MEMORY:
+        return f"out of memory ({str(e).splitlines()[0] if str(e) else type(e).__name__}): {OUT_OF_MEMORY_HINT}"
+    if not isinstance(e, OSError):
+        return str(e)
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         folder = getattr(args, "out", None) or (Path(e.filename).parent if e.filename else Path.cwd())
         rerun = "rerun with --resume (finished panels are kept)" if hasattr(args, "resume") else "run the command again"
@@ -248,19 +253,12 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
     except KeyboardInterrupt:
         print("interrupted: finished panels are kept; rerun the same command with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except OSError as e:
-        print(f"error: {_os_error(e, args)}", file=sys.stderr)
-        return EXIT_OUTPUT
     except Exception as e:
         code = exit_code(e)
-        if code == EXIT_MEMORY:
-            print(f"error: out of memory ({str(e).splitlines()[0] if str(e) else type(e).__name__}): "
-                  f"{OUT_OF_MEMORY_HINT}", file=sys.stderr)
-            return code
-        if code is not None:
-            print(f"error: {e}", file=sys.stderr)
-            return code
-        raise
+        if code is None:  # a bug: its traceback is what helps
+            raise
+        print(f"error: {_message(e, code, args)}", file=sys.stderr)
+        return code
 
 
 def main(argv: list[str] | None = None) -> int:

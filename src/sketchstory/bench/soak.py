@@ -84,17 +84,22 @@ def soak(stories: int, work: Path, *, model: str = "tiny", device: str | None = 
     return samples
 
 
+def trend_kib(steady: list[Sample], values: list[int]) -> float:
+    """Least-squares growth of ``values`` (bytes, one per steady sample) in KiB per story."""
+    x = np.array([s.story for s in steady], dtype=float)
+    return float(np.polyfit(x, np.array(values, dtype=float), 1)[0] / 1024)
+
+
 def problems(samples: list[Sample], warmup: int, max_growth_kib: float) -> list[str]:
     """What grew after the warm-up; empty when everything stayed flat."""
     steady = samples[warmup:]
     if len(steady) < 2:
         return [f"{len(samples)} stories leave fewer than 2 after a warm-up of {warmup}: run more"]
-    x = np.array([s.story for s in steady], dtype=float)
     found = []
     for label, values in [("resident memory", [s.rss for s in steady]),
                           ("CUDA memory", [s.cuda for s in steady if s.cuda is not None])]:
         if len(values) == len(steady):
-            slope = np.polyfit(x, np.array(values, dtype=float), 1)[0] / 1024
+            slope = trend_kib(steady, values)
             if slope > max_growth_kib:
                 found.append(f"{label} grows by {slope:.0f} KiB per story (limit {max_growth_kib:g})")
     for label in ("fds", "os_threads", "py_threads"):
@@ -115,8 +120,7 @@ def table(samples: list[Sample]) -> str:
 
 def summary(samples: list[Sample], warmup: int) -> str:
     steady = samples[warmup:]
-    x = np.array([s.story for s in steady], dtype=float)
-    slope = np.polyfit(x, np.array([s.rss for s in steady], dtype=float), 1)[0] / 1024 if len(steady) > 1 else 0.0
+    slope = trend_kib(steady, [s.rss for s in steady]) if len(steady) > 1 else 0.0
     return (f"{len(samples)} stories, {sum(s.panels for s in samples)} panels, warm-up {warmup}: RSS "
             f"{steady[0].rss / MiB:.1f} -> {steady[-1].rss / MiB:.1f} MiB (trend {slope:+.1f} KiB/story), "
             f"fds {steady[0].fds} -> {steady[-1].fds}, OS threads {steady[0].os_threads} -> {steady[-1].os_threads}, "
