@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sketchstory.demo import world
 from sketchstory.demo.consistency import MIN_PIXELS
 from sketchstory.demo.figures import HIDDEN_PARTS
 from sketchstory.demo.scenery import NIGHT, SETTING_PHRASES, SKY
@@ -42,6 +43,11 @@ def test_sample_shapes_and_sketch_is_dark_lines_on_white() -> None:
     assert s.sketch_caption == SKETCH_PREFIX + s.caption
 
 
+def _who(s) -> str:
+    """The caption's phrase for the character, e.g. 'wizard in a red robe'."""
+    return world._DESCRIPTIONS[s.scene.character.kind].format(s.scene.character.colour)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_caption_matches_the_pixels(seed: int) -> None:
     s = sample(seed)
@@ -56,8 +62,13 @@ def test_caption_matches_the_pixels(seed: int) -> None:
     # The setting is visible in the sky, the position in the character's bounding box.
     sky = NIGHT if scene.setting == "night" else SKY
     assert np.abs(np.median(s.image[0], axis=0) - sky).max() <= 2
+    # Characters fill most of the height, so a position shifts the figure rather than picking a third.
     centre = (s.bbox[0] + s.bbox[2]) / 2 / s.image.shape[1]
-    assert {"left": centre < 0.45, "middle": 0.35 < centre < 0.65, "right": centre > 0.55}[scene.position]
+    assert {"left": centre < 0.5, "middle": 0.35 < centre < 0.65, "right": centre > 0.45}[scene.position]
+    # Without the colour, the caption names the kind and nothing else changes.
+    plain = scene.describe(colour=False)
+    assert ch.colour not in plain.split() and ch.kind in plain
+    assert plain.replace(ch.kind, "") == s.caption.replace(_who(s), "")
 
 
 @pytest.mark.parametrize("seed", range(300))

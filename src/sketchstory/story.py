@@ -80,6 +80,8 @@ class MagaSettings(_Doc):
     memory: str = "anchors:0+window:2"
     strength: float = Field(default=0.0, ge=0.0, le=10.0)
     tau: float = Field(default=0.1, gt=0.0)
+    # Logit offset on every memory token: > 0 shares more, < 0 less (e^gain times the memory's weight).
+    gain: float = Field(default=0.0, ge=-10.0, le=10.0)
     token_budget: int | None = Field(default=None, ge=1)
     # Cap on the memory bank; the token budget is lowered to fit (see attention/budget.py).
     memory_budget_mb: float | None = Field(default=None, gt=0)

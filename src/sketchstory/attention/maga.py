@@ -4,8 +4,12 @@ For panel n at a MAGA layer l >= start_layer and step t >= start_step (DESIGN.md
 thesis eq. 4.1-4.3):
 
     out = softmax(Q_n [K_n; K_m...]^T / sqrt(d) + B) [V_n; V_m...]     m in policy.sources(n)
-    B   = 0 on own tokens; on panel m's tokens  b_m = lambda * log softmax_m(cos(c_n, c_m) / tau)
-          plus the forgetting term of the policy
+    B   = 0 on own tokens; on panel m's tokens
+    b_m = lambda * (log softmax_m(cos(c_n, c_m) / tau) + log k) + forgetting_m + gain
+
+(k = number of memory panels). The ``+ log k`` makes the bias weight the memory panels among
+themselves, as eq. 4.1-4.3 do: equal similarities add nothing, so lambda never switches the
+memory off as a whole; ``gain`` (default 0) is the separate knob for more or less sharing.
 
 Keys/values of m come from the same layer, step and CFG branch. The batch the UNet sees is
 ``[uncond panels..., cond panels...]`` (or just the panels without CFG); each panel attends to
@@ -16,6 +20,7 @@ why the two modes agree.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -35,6 +40,7 @@ class MAGAConfig:
     start_step: int = 24  # denoising iteration index, already scaled to the run's steps
     strength: float = 0.0  # lambda of the condition bias; 0 = plain shared attention
     tau: float = 0.1
+    gain: float = 0.0  # logit offset on every memory token: > 0 shares more, < 0 less
     token_budget: int | None = None
     subject_mask: bool = False
 
@@ -66,13 +72,14 @@ class MAGARun:
         return layer >= self.first_layer and self.state.step >= self.config.start_step
 
     def bias(self, n: int, sources: tuple[int, ...]) -> list[float]:
-        """Per-source logit bias: condition similarity (eq. 4.1-4.2) plus forgetting."""
+        """Per-source logit bias: condition similarity (eq. 4.1-4.2), forgetting and the gain."""
         policy = self.config.policy
-        bias = [policy.log_weight(n, m) for m in sources]
+        bias = [policy.log_weight(n, m) + self.config.gain for m in sources]
         if self.config.strength and len(sources) > 1:
             c_n = self.conditions[n]
             cos = torch.stack([F.cosine_similarity(c_n, self.conditions[m], dim=-1) for m in sources])
-            logp = torch.log_softmax(cos.float() / self.config.tau, dim=0)
+            # log(k * p_m): 0 for every source when all are equally similar (a weighting, not a switch)
+            logp = torch.log_softmax(cos.float() / self.config.tau, dim=0) + math.log(len(sources))
             bias = [b + self.config.strength * float(lp) for b, lp in zip(bias, logp, strict=True)]
         return bias
 

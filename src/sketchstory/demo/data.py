@@ -1,7 +1,9 @@
 """Training data from the toy world: images, sketches, Canny control images and captions.
 
-The set is rendered once per (seed, count, size) and cached as ``.npz`` so that a resumed or
-repeated training sees exactly the same samples.
+The set is made of two-panel pages: samples ``2i`` and ``2i + 1`` show the same character (same
+spoken and hidden colours) in two different scenes (see ``pages.py`` for how training uses them).
+It is rendered once per (seed, count, size) and cached as ``.npz`` so that a resumed or repeated
+training sees exactly the same samples.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from sketchstory.atomic import atomic_path
-from sketchstory.demo.world import SKETCH_PREFIX, sample
+from sketchstory.demo.world import SKETCH_PREFIX, make_story
 
 # Stage 2 feeds the ControlNet the Canny edges of the sketch with these thresholds (white on black).
 CANNY_LOW, CANNY_HIGH = 100, 200
@@ -39,10 +41,12 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class WorldData:
-    images: np.ndarray  # NxHxWx3 uint8
+    images: np.ndarray  # NxHxWx3 uint8; 2i and 2i+1 form a page (one character twice)
     sketches: np.ndarray  # NxHxW uint8
     boxes: np.ndarray  # Nx4 int: the character's x0, y0, x1, y1
+    masks: np.ndarray  # NxHxW bool: the character's pixels
     captions: list[str]
+    plain_captions: list[str]  # the same captions without the body colour ("a wizard walking ...")
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -55,27 +59,32 @@ class WorldData:
 
 
 def render_world(count: int, size: int, seed: int) -> WorldData:
-    """Samples ``seed * count ... seed * count + count - 1`` of the world (disjoint across seeds)."""
+    """``count // 2`` two-panel world stories ``seed * count ...`` (disjoint across seeds), flattened."""
+    count -= count % 2
     images = np.empty((count, size, size, 3), np.uint8)
     sketches = np.empty((count, size, size), np.uint8)
+    masks = np.empty((count, size, size), bool)
     boxes = np.empty((count, 4), np.int64)
-    captions = []
-    for i in tqdm(range(count), desc="rendering the toy world", leave=False):
-        s = sample(seed * count + i, size)
-        images[i], sketches[i], boxes[i] = s.image, s.sketch, s.bbox
-        captions.append(s.caption)
-    return WorldData(images, sketches, boxes, captions)
+    captions, plain = [], []
+    for page in tqdm(range(count // 2), desc="rendering the toy world", leave=False):
+        for j, s in enumerate(make_story(seed * count + page, 2, size).panels):
+            i = 2 * page + j
+            images[i], sketches[i], masks[i], boxes[i] = s.image, s.sketch, s.masks["character"], s.bbox
+            captions.append(s.caption)
+            plain.append(s.scene.describe(colour=False))
+    return WorldData(images, sketches, boxes, masks, captions, plain)
 
 
 def load_or_render(path: Path, count: int, size: int, seed: int) -> WorldData:
     """The cached set at ``path`` if it was made with these settings, else a fresh one (then cached)."""
-    key = json.dumps({"count": count, "size": size, "seed": seed, "format": 2})
+    key = json.dumps({"count": count, "size": size, "seed": seed, "format": 3})
     if path.exists():
         with np.load(path) as z:
             if str(z["key"]) == key:
-                return WorldData(z["images"], z["sketches"], z["boxes"], json.loads(str(z["captions"])))
+                return WorldData(z["images"], z["sketches"], z["boxes"], z["masks"], json.loads(str(z["captions"])),
+                                 json.loads(str(z["plain_captions"])))
     data = render_world(count, size, seed)
     with atomic_path(path) as tmp:
-        np.savez(tmp, key=key, images=data.images, sketches=data.sketches, boxes=data.boxes,
-                 captions=json.dumps(data.captions))
+        np.savez(tmp, key=key, images=data.images, sketches=data.sketches, boxes=data.boxes, masks=data.masks,
+                 captions=json.dumps(data.captions), plain_captions=json.dumps(data.plain_captions))
     return data

@@ -33,6 +33,7 @@ from sketchstory.tokenizer import clip_tokenizer
 
 log = logging.getLogger("sketchstory.demo.train")
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+PROBE_PAGES = 48
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -42,10 +43,17 @@ def train(cfg: TrainConfig) -> dict:
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     data = load_or_render(cfg.run_dir / "world.npz", cfg.samples, p.image_size, cfg.seed)
-    vae, vae_summary = train_vae(cfg, p, data, cfg.run_dir / "vae.pt")
+    if cfg.init:  # a fine-tune keeps the VAE, so the latents keep their meaning
+        vae = AutoencoderKL.from_pretrained(cfg.init, subfolder="vae", torch_dtype=torch.float32)
+        vae_summary = {"from": str(cfg.init), "scaling_factor": vae.config.scaling_factor}
+    else:
+        vae, vae_summary = train_vae(cfg, p, data, cfg.run_dir / "vae.pt")
     tokenizer = clip_tokenizer()
     tensors = prepare(vae, tokenizer, data, cfg.run_dir / "latents.pt")
-    models, diffusion_summary = train_diffusion(cfg, p, tensors, cfg.run_dir / "diffusion.pt")
+    # Held-out pages (a seed no training sample uses) for the page probe.
+    held_out = load_or_render(cfg.run_dir / "probe.npz", PROBE_PAGES * 2, p.image_size, cfg.seed + 1_000_003)
+    probe = prepare(vae, tokenizer, held_out, cfg.run_dir / "probe-latents.pt")
+    models, diffusion_summary = train_diffusion(cfg, p, tensors, cfg.run_dir / "diffusion.pt", probe)
     summary = {
         "config": cfg.as_json(),
         "vae": vae_summary,
@@ -100,6 +108,14 @@ def _parser() -> argparse.ArgumentParser:
         "checkpoint_minutes": "wall-clock minutes between checkpoints (0: only at the end of a phase)",
         "snr_gamma": "min-SNR-gamma loss weighting (0: plain epsilon MSE)",
         "log_every": "steps between log lines", "threads": "torch CPU threads",
+        "init": "fine-tune: start from this model folder (its VAE is kept) instead of training from scratch",
+        "page_share": "share of image pages whose two panels share self-attention",
+        "unsaid_share": "share of joint pages' captions without the body colour",
+        "unsaid_single": "share of lone panels' captions without the body colour",
+        "character_weight": "extra loss weight on the character's latent cells",
+        "attention_lr_mult": "learning-rate factor for attn1's queries and keys",
+        "curriculum": "steps over which joint pages stop getting one less noisy panel (0: none)",
+        "probe_every": "steps between page probes (0: none)",
     }
     for f in fields(TrainConfig):
         if f.name in ("run_dir", "out_dir"):

@@ -32,12 +32,23 @@ class TrainConfig:
     log_every: int = 50
     snr_gamma: float = 5.0  # min-SNR loss weighting (Hang et al. 2023), faster convergence; 0 disables
     threads: int = 1  # on a shared CPU, one thread per process avoids OpenMP barrier stalls
+    init: str = ""  # start text encoder, UNet, ControlNet (and take the VAE) from this model folder
+    page_share: float = 0.5  # share of image pages whose two panels share self-attention (pages.py)
+    unsaid_share: float = 0.5  # share of a joint page's captions that leave the body colour unsaid
+    unsaid_single: float = 0.15  # the same for panels trained alone
+    character_weight: float = 4.0  # extra loss weight on the character's latent cells
+    attention_lr_mult: float = 3.0  # learning-rate factor of attn1's queries and keys
+    curriculum: int = 0  # steps over which fewer joint pages get one less noisy panel (0: none)
+    probe_every: int = 250  # steps between page probes (0: none)
 
     def __post_init__(self) -> None:
         for name in ("samples", "vae_steps", "vae_batch", "steps", "batch", "log_every", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("sketch_share", "control_share", "caption_dropout"):
+        if self.batch % 2:
+            raise ValueError(f"batch must be even (it is made of two-panel pages), got {self.batch}")
+        for name in ("sketch_share", "control_share", "caption_dropout", "page_share", "unsaid_share",
+                     "unsaid_single"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
 

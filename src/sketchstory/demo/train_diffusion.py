@@ -1,15 +1,20 @@
 """Phase 2: text encoder, UNet and ControlNet trained jointly on VAE latents of the toy world.
 
-One batch mixes three tasks, so a single UNet serves both stages and the ControlNet learns beside it:
+A batch is made of two-panel pages (``pages.py``) and mixes three tasks, so a single UNet serves
+both stages and the ControlNet learns beside it:
 - stage 1: caption "a line sketch of ..." -> the sketch's latent (no ControlNet);
 - stage 2 with control: caption + Canny edges of the sketch -> the image's latent;
 - stage 2 without control (condition dropout): caption -> the image's latent, which keeps the
   UNet a text-to-image model of its own rather than one that leans on the ControlNet.
-Captions are dropped to "" now and then for classifier-free guidance. EMA weights are exported.
+A share of image pages is joint (the two panels share self-attention) and a share of their
+captions leaves the body colour unsaid; the loss weighs the character's pixels more, since what a
+page teaches (copying the character's look) lives there. Captions are dropped to "" now and then
+for classifier-free guidance. EMA weights are exported.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -17,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from diffusers import (
     AutoencoderKL,
     ControlNetModel,
@@ -35,6 +41,7 @@ from sketchstory.demo.architecture import (
     training_scheduler,
 )
 from sketchstory.demo.data import WorldData, control_image, to_tensor
+from sketchstory.demo.pages import PageAttention, install_page_attention, remove_page_attention
 from sketchstory.demo.train_config import TrainConfig, learning_rate
 
 log = logging.getLogger(__name__)
@@ -47,9 +54,11 @@ class Tensors:
     image_latents: torch.Tensor  # N x 4 x h x w
     sketch_latents: torch.Tensor
     image_ids: torch.Tensor  # N x 77
+    plain_ids: torch.Tensor  # N x 77, the captions without the body colour
     sketch_ids: torch.Tensor
     empty_ids: torch.Tensor  # 77
     edges: np.ndarray  # N x H x W uint8 (Canny of the sketch)
+    character: torch.Tensor  # N x 1 x h x w: share of each latent cell covered by the character
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ def _ids(tokenizer: CLIPTokenizer, captions: list[str]) -> torch.Tensor:
 @torch.no_grad()
 def prepare(vae: AutoencoderKL, tokenizer: CLIPTokenizer, data: WorldData, cache: Path) -> Tensors:
     """Encode the set with the trained VAE (posterior means x scaling factor), cached beside the run."""
-    key = float(vae.config.scaling_factor)
+    key = (float(vae.config.scaling_factor), hashlib.sha256(data.images.tobytes()).hexdigest())
     state = checkpoint.load(cache)
     if state is None or state["key"] != key:
         scale = vae.config.scaling_factor
@@ -85,8 +94,10 @@ def prepare(vae: AutoencoderKL, tokenizer: CLIPTokenizer, data: WorldData, cache
         state = {"key": key, "image": latents["image"], "sketch": latents["sketch"]}
         checkpoint.save(cache, state)
     edges = np.stack([control_image(s)[..., 0] for s in data.sketches])
-    return Tensors(state["image"], state["sketch"], _ids(tokenizer, data.captions),
-                   _ids(tokenizer, data.sketch_captions()), _ids(tokenizer, [""])[0], edges)
+    h, w = state["image"].shape[-2:]
+    character = F.adaptive_avg_pool2d(torch.from_numpy(data.masks).float()[:, None], (h, w))
+    return Tensors(state["image"], state["sketch"], _ids(tokenizer, data.captions), _ids(tokenizer, data.plain_captions),
+                   _ids(tokenizer, data.sketch_captions()), _ids(tokenizer, [""])[0], edges, character)
 
 
 class EMA:
@@ -108,29 +119,54 @@ class EMA:
                     s.copy_(v)
 
 
-def _loss(models: Models, t: Tensors, cfg: TrainConfig, gen: torch.Generator, noise_schedule: DDPMScheduler) -> torch.Tensor:
-    n = cfg.batch
-    idx = torch.randint(len(t.image_ids), (n,), generator=gen)
-    u = torch.rand(3, n, generator=gen)
-    is_sketch = u[0] < cfg.sketch_share
-    controlled = (~is_sketch) & (u[1] < cfg.control_share)
-    latents = torch.where(is_sketch[:, None, None, None], t.sketch_latents[idx], t.image_latents[idx]).float()
-    ids = torch.where(is_sketch[:, None], t.sketch_ids[idx], t.image_ids[idx])
-    ids = torch.where((u[2] < cfg.caption_dropout)[:, None], t.empty_ids[None], ids)
-    noise = torch.randn(latents.shape, generator=gen)
-    steps = torch.randint(noise_schedule.config.num_train_timesteps, (n,), generator=gen)
-    noisy = noise_schedule.add_noise(latents, noise, steps)
-    text = models.text_encoder(ids).last_hidden_state
+def _page_batch(t: Tensors, cfg: TrainConfig, gen: torch.Generator, step: int) -> dict[str, torch.Tensor]:
+    """Draw ``cfg.batch // 2`` pages: indices, tasks, captions, timesteps (one per page, see curriculum)."""
+    pages = cfg.batch // 2
+    pg = torch.randint(len(t.image_ids) // 2, (pages,), generator=gen)
+    idx = torch.stack([2 * pg, 2 * pg + 1], 1).reshape(-1)
+    u_page, u = torch.rand(3, pages, generator=gen), torch.rand(5, 2 * pages, generator=gen)
+    is_sketch = (u_page[0] < cfg.sketch_share).repeat_interleave(2)
+    joint = (u_page[1] < cfg.page_share) & ~is_sketch[0::2]
+    unsaid = u[0] < torch.where(joint.repeat_interleave(2), cfg.unsaid_share, cfg.unsaid_single)
+    ids = torch.where(unsaid[:, None], t.plain_ids[idx], t.image_ids[idx])
+    ids = torch.where(is_sketch[:, None], t.sketch_ids[idx], ids)
+    ids = torch.where((u[1] < cfg.caption_dropout)[:, None], t.empty_ids[None], ids)
+    steps = torch.randint(1000, (pages,), generator=gen).repeat_interleave(2)
+    # Curriculum: early on, one panel of a joint page is less noisy, so the copy has a clear source.
+    clean_share = max(0.0, 1.0 - step / cfg.curriculum) if cfg.curriculum else 0.0
+    which = (u_page[2] < 0.5).long().repeat_interleave(2)  # the page's panel (0 or 1) that may be cleaner
+    cleaner = joint.repeat_interleave(2) & (u[2] < clean_share) & (torch.arange(2 * pages) % 2 == which)
+    steps = torch.where(cleaner, (steps.float() * u[3]).long(), steps)
+    return {"idx": idx, "is_sketch": is_sketch, "controlled": (~is_sketch) & (u[4] < cfg.control_share),
+            "joint": joint, "ids": ids, "steps": steps}
+
+
+def _eps(models: Models, noisy: torch.Tensor, steps: torch.Tensor, text: torch.Tensor, edges: np.ndarray,
+         controlled: torch.Tensor) -> torch.Tensor:
+    """The UNet's noise prediction, with the ControlNet's residuals where ``controlled``."""
+    n = len(noisy)
     down, mid = None, None
     sel = controlled.nonzero().squeeze(1)
     if len(sel) > 0:
-        cond = to_tensor(np.repeat(t.edges[idx[sel].numpy()][..., None], 3, axis=3)).add(1.0).div(2.0)  # [0, 1] like diffusers
+        cond = to_tensor(np.repeat(edges[sel.numpy()][..., None], 3, axis=3)).add(1.0).div(2.0)  # [0, 1] like diffusers
         d_sel, m_sel = models.controlnet(noisy[sel], steps[sel], text[sel], controlnet_cond=cond, return_dict=False)
         down = [torch.zeros(n, *r.shape[1:]).index_copy(0, sel, r) for r in d_sel]
         mid = torch.zeros(n, *m_sel.shape[1:]).index_copy(0, sel, m_sel)
-    pred = models.unet(noisy, steps, text, down_block_additional_residuals=down,
+    return models.unet(noisy, steps, text, down_block_additional_residuals=down,
                        mid_block_additional_residual=mid).sample
-    per_sample = (pred - noise).pow(2).mean(dim=(1, 2, 3))
+
+
+def _loss(models: Models, page: PageAttention, t: Tensors, cfg: TrainConfig, gen: torch.Generator,
+          noise_schedule: DDPMScheduler, step: int) -> torch.Tensor:
+    b = _page_batch(t, cfg, gen, step)
+    idx, steps = b["idx"], b["steps"]
+    latents = torch.where(b["is_sketch"][:, None, None, None], t.sketch_latents[idx], t.image_latents[idx]).float()
+    noise = torch.randn(latents.shape, generator=gen)
+    noisy = noise_schedule.add_noise(latents, noise, steps)
+    page.joint = b["joint"]
+    pred = _eps(models, noisy, steps, models.text_encoder(b["ids"]).last_hidden_state, t.edges[idx], b["controlled"])
+    weight = 1.0 + cfg.character_weight * t.character[idx] * (~b["is_sketch"]).float()[:, None, None, None]
+    per_sample = ((pred - noise).pow(2) * weight).mean(dim=(1, 2, 3))
     if cfg.snr_gamma > 0:
         alpha_bar = noise_schedule.alphas_cumprod[steps]
         snr = alpha_bar / (1.0 - alpha_bar)
@@ -138,7 +174,53 @@ def _loss(models: Models, t: Tensors, cfg: TrainConfig, gen: torch.Generator, no
     return per_sample.mean()
 
 
-def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path) -> tuple[Models, dict]:
+@torch.no_grad()
+def page_probe(models: Models, page: PageAttention, t: Tensors, noise_schedule: DDPMScheduler) -> dict[str, float]:
+    """Does the second panel use the first? Character-weighted noise error of panel 1 (body colour
+    unsaid, with control) on held-out pages, with its true partner, another page's, or none.
+    ``swap - true`` > 0 means the memory's content is used, which is what MAGA needs."""
+    pages = len(t.image_ids) // 2
+    gen = torch.Generator().manual_seed(123)
+    out: dict[str, float] = {}
+    for level in (300, 600):
+        errors = {}
+        noise = torch.randn(pages, 2, *t.image_latents.shape[1:], generator=gen)
+        for name, first, joint in (("true", torch.arange(pages), True), ("swap", torch.arange(pages).roll(1), True),
+                                   ("none", torch.arange(pages), False)):
+            idx = torch.stack([2 * first, 2 * torch.arange(pages) + 1], 1).reshape(-1)
+            steps = torch.full((2 * pages,), level)
+            noisy = noise_schedule.add_noise(t.image_latents[idx].float(), noise.flatten(0, 1), steps)
+            page.joint = torch.full((pages,), joint)
+            ids = t.plain_ids[idx]
+            pred = _eps(models, noisy, steps, models.text_encoder(ids).last_hidden_state, t.edges[idx],
+                        torch.ones(2 * pages, dtype=torch.bool))
+            w = t.character[idx][1::2]
+            errors[name] = float(((pred[1::2] - noise[:, 1]).pow(2) * w).sum() / (w.sum() * pred.shape[1]))
+        out |= {f"t{level}_{k}": round(v, 5) for k, v in errors.items()}
+        out[f"t{level}_swap_minus_true"] = round(errors["swap"] - errors["true"], 5)
+    return out
+
+
+def _init_from(models: Models, folder: Path) -> None:
+    """Start from a trained model folder (diffusers layout), e.g. the shipped demo weights."""
+    loaded = {"text_encoder": CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"),
+              "unet": UNet2DConditionModel.from_pretrained(folder, subfolder="unet"),
+              "controlnet": ControlNetModel.from_pretrained(folder, subfolder="controlnet")}
+    for name, m in models.named().items():
+        m.load_state_dict({k: v.float() for k, v in loaded[name].state_dict().items()})
+
+
+def _param_groups(models: Models, cfg: TrainConfig) -> list[dict]:
+    """Self-attention's queries and keys learn faster: they start out nearly uniform (every token
+    alike), and a page's copy pays only once they single out the partner's matching tokens."""
+    qk = [p for n, p in models.unet.named_parameters() if ".attn1.to_q." in n or ".attn1.to_k." in n]
+    chosen = {id(p) for p in qk}
+    rest = [p for p in models.parameters() if id(p) not in chosen]
+    return [{"params": rest, "mult": 1.0}, {"params": qk, "mult": cfg.attention_lr_mult}]
+
+
+def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path,
+                    probe: Tensors | None = None) -> tuple[Models, dict]:
     """Train, resume, extend or just load; returns the EMA models and the run's summary.
 
     A finished run asked for more ``steps`` than it took continues from its last step (a warm
@@ -149,17 +231,20 @@ def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path) -> tupl
     text_encoder = build_text_encoder(p)
     unet = build_unet(p)
     models = Models(text_encoder, unet, build_controlnet(unet, p))
-    opt = torch.optim.AdamW(models.parameters(), lr=cfg.lr, weight_decay=1e-2)
-    ema = EMA(models.named(), cfg.ema_decay)
     state = checkpoint.load(path)
-    step, elapsed, recent, history = 0, 0.0, [], []
+    if state is None and cfg.init:
+        _init_from(models, Path(cfg.init))
+    opt = torch.optim.AdamW(_param_groups(models, cfg), lr=cfg.lr, weight_decay=1e-2)
+    ema = EMA(models.named(), cfg.ema_decay)
+    page = install_page_attention(unet)
+    step, elapsed, recent, history, probes = 0, 0.0, [], [], []
     if state is not None:
         for name, m in models.named().items():
             m.load_state_dict(state["models"][name])
         opt.load_state_dict(state["optimizer"])
         ema.shadow = state["ema"]
         step, elapsed, recent = state["step"], state["elapsed"], state["recent"]
-        history = state.get("history", [])
+        history, probes = state.get("history", []), state.get("probes", [])
         if step < cfg.steps:
             log.info("diffusion: %s at step %d of %d", "extending" if state.get("summary") else "resuming",
                      step, cfg.steps)
@@ -170,7 +255,7 @@ def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path) -> tupl
     def snapshot(summary: dict | None = None) -> None:
         checkpoint.save(path, {"models": {k: m.state_dict() for k, m in models.named().items()}, "ema": ema.shadow,
                                "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed,
-                               "recent": recent, "history": history, "summary": summary})
+                               "recent": recent, "history": history, "probes": probes, "summary": summary})
 
     if not finished:
         schedule = training_scheduler()
@@ -181,8 +266,8 @@ def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path) -> tupl
         while step < cfg.steps:
             t0 = time.monotonic()
             for group in opt.param_groups:
-                group["lr"] = learning_rate(cfg.lr, step, cfg.steps, cfg.warmup)
-            loss = _loss(models, t, cfg, checkpoint.step_generator(cfg.seed, "diffusion", step), schedule)
+                group["lr"] = learning_rate(cfg.lr, step, cfg.steps, cfg.warmup) * group["mult"]
+            loss = _loss(models, page, t, cfg, checkpoint.step_generator(cfg.seed, "diffusion", step), schedule, step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(models.parameters(), 1.0)
@@ -196,15 +281,21 @@ def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path) -> tupl
             if step % cfg.log_every == 0:
                 log.info("diffusion step %d/%d loss %.4f (%.2f s/step)", step, cfg.steps,
                          sum(recent) / len(recent), elapsed / step)
+            if probe is not None and cfg.probe_every and step % cfg.probe_every == 0:
+                probes.append({"step": step} | page_probe(models, page, probe, schedule))
+                log.info("page probe: %s", probes[-1])
+                for m in models.named().values():
+                    m.train()
             if cadence.due():
                 snapshot()
         bar.close()
         history[-1]["to"] = step
         summary = {"steps": step, "seconds": round(elapsed, 1), "final_loss": sum(recent) / max(1, len(recent)),
-                   "history": history}
+                   "history": history, "probes": probes}
         log.info("diffusion done: %s", summary)
         snapshot(summary)
         state = {"summary": summary}
+    remove_page_attention(unet)
     for name, m in models.named().items():
         m.load_state_dict(ema.shadow[name])
         m.eval()

@@ -89,7 +89,7 @@ def maga_config(story: Story) -> MAGAConfig:
     return MAGAConfig(
         policy=parse_policy(m.memory) if m.enabled else NO_MEMORY,
         start_layer=m.start_layer, start_step=m.resolved_start_step(s.steps),
-        strength=m.strength, tau=m.tau, token_budget=m.token_budget, subject_mask=m.subject_mask,
+        strength=m.strength, tau=m.tau, gain=m.gain, token_budget=m.token_budget, subject_mask=m.subject_mask,
     )
 
 
