@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-from sketchstory.demo.study import CONFIGS, paired_difference, run_study, table
-from sketchstory.models import DEMO_DIR
+from sketchstory.demo.study import CONFIGS, DESIGNS, design_story, paired_difference, run_study, table
+from sketchstory.models import DEMO_DIR, load, resolve_spec
 
 
 @pytest.mark.skipif(not (DEMO_DIR / "unet").is_dir(), reason="demo weights not present")
 def test_study_scores_each_configuration() -> None:
     configs = {k: CONFIGS[k] for k in list(CONFIGS)[:2]}
-    study = run_study(1, 2, 100, configs, log=lambda *_: None)
+    study = run_study(load(resolve_spec("demo")), "story", 1, 3, 1_000_000, configs, log=lambda *_: None)
     for result in study["results"].values():
-        assert len(result["scores"]) == 1 and 0.0 <= result["mean"] <= 1.0 and result["delta_e"][0] >= 0.0
-    assert "| no MAGA |" in table(study)
+        assert len(result["score"]) == 1 and 0.0 <= result["score"][0] <= 1.0
+        assert result["unspoken_de"][0] >= 0.0 and 0.0 <= result["f1"][0] <= 1.0 and result["spoken"][0] in (0.0, 1.0)
+    assert "| no MAGA |" in table(study) and "(+" in table(study) or "(-" in table(study)
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+def test_designs_vary_what_they_say(design: str) -> None:
+    story, prompts = design_story(design, 1_000_000, 3)
+    colour = story.character.colour
+    assert all(colour not in p.split() for p in prompts[1:])  # panels 1.. never say the body colour
+    assert (colour in prompts[0].split()) == (design == "story")
+    sketches = [p.sketch for p in story.panels]
+    assert all((s == sketches[0]).all() for s in sketches) == (design == "same")
+    settings = {p.scene.setting for p in story.panels}
+    assert len(settings) == 1 or design == "story"
 
 
 def test_paired_difference_interval() -> None:

@@ -1,74 +1,142 @@
-"""Does MAGA keep the unspoken attributes consistent? The toy-world study of issue 5.
+"""Does MAGA keep what a story does not say the same across its panels? The toy-world study.
 
-For each of N world stories (one character, hidden colours never said in the captions), every
-configuration renders the story with the demo model through the ordinary runner, and
-``hidden_consistency`` reads the hidden parts' colours back at the character's known location.
-Without a memory, a hidden part matches panel 0 only by chance (about 1 in 6 per part); a working
-memory raises that share.
+Held-out world stories of one character; every configuration renders the same stories with the
+demo model through the ordinary runner, and the colours are read back at the character's known
+masks (``consistency.py``). Panels 1.. never say the body colour and no caption says the hidden
+parts' colours, so without a memory they match panel 0 only by chance. Designs:
 
-    python -m sketchstory.demo.study --stories 20 -o out/study
+- ``diffsk`` (main): one prompt for every panel (panel 0's caption, body colour unsaid) and
+  different sketches of the character in that setting (pose, position, size, props differ);
+- ``same``: one prompt, one sketch, different seeds;
+- ``story``: as a user writes a story: each panel its own scene (settings differ), panel 0 says
+  the body colour, the others say "the wizard"; measures spoken colours and background melt too.
+
+Metrics per story (paired across configurations, 95 % bootstrap intervals): Delta E of the
+unspoken attributes (body and hidden parts) of panels 1.. to panel 0 (main), body and hidden
+parts apart, the exact-colour consistency score (``hidden_consistency``), sketch F1, spoken-colour
+accuracy (``story``: panel 0's body is nearest to the said palette colour) and background error
+(``story``: Delta E of the background to the panel's own scene drawn by the world, for panels
+whose setting differs from panel 0's; a memory that melts backgrounds raises it).
+
+    python -m sketchstory.demo.study --design diffsk --stories 48 -o out/study
+
+The gate (``gate.py``) runs first; if it fails the study does not run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from sketchstory.atomic import atomic_write_text
 from sketchstory.demo import world
-from sketchstory.demo.consistency import hidden_consistency
+from sketchstory.demo.consistency import hidden_consistency, part_colour
+from sketchstory.demo.data import control_image
+from sketchstory.demo.gate import describe, model_spec, run_gate
 from sketchstory.demo.stories import write_story_folder
-from sketchstory.models import Components, load, resolve_spec
+from sketchstory.eval.edges import edge_agreement, edge_map
+from sketchstory.models import DEMO_DIR, Components, load
 from sketchstory.pipeline.runner import RunOptions, generate, panel_path
 from sketchstory.story import parse_story
 
-BASE = {"model": "demo", "width": 64, "height": 64, "steps": 20, "guidance_scale": 4.0}
+# Batched renders the same images as sequential (tested in test_maga.py), in about half the time.
+BASE = {"model": "demo", "width": 64, "height": 64, "steps": 20, "guidance_scale": 4.0, "mode": "batched"}
 CONFIGS: dict[str, dict] = {
     "no MAGA": {"maga": {"enabled": False}},
-    "MAGA thesis (all, layer 8, step 24/50)": {"maga": {"memory": "all"}},
-    "MAGA default (anchors:0+window:2)": {},
-    "MAGA default, batched": {"mode": "batched"},
+    "MAGA defaults": {},
+    "MAGA thesis (all, layer 8, step 24/50)": {"maga": {"memory": "all", "start_layer": 8, "start_step": "24/50"}},
     "MAGA early (layer 4, step 5/50)": {"maga": {"start_layer": 4, "start_step": "5/50"}},
     "MAGA everywhere (layer 0, step 0)": {"maga": {"start_layer": 0, "start_step": 0}},
+    "MAGA defaults + subject mask": {"maga": {"subject_mask": True}},
+    "MAGA defaults, lambda 1": {"maga": {"strength": 1.0}},
+    "MAGA defaults, lambda 3": {"maga": {"strength": 3.0}},
 }
+DESIGNS = ("diffsk", "same", "story")
+PALETTE_LAB = {name: cv2.cvtColor(np.float32(rgb)[None, None] / 255.0, cv2.COLOR_RGB2Lab)[0, 0]
+               for name, rgb in world.COLOURS.items()}
 
 
-def render(components: Components, folder: Path, story: world.Story, overrides: dict) -> list[np.ndarray]:
-    path = write_story_folder(folder, story, title=folder.name)
+def design_story(design: str, seed: int, n_panels: int) -> tuple[world.Story, list[str]]:
+    """The panels (world samples: sketches, masks, clean pictures) and prompts of one study story."""
+    story = world.make_story(seed, n_panels)
+    first = story.panels[0]
+    if design == "story":
+        prompts = [first.caption] + [p.scene.describe(colour=False) for p in story.panels[1:]]
+        return story, prompts
+    prompt = first.scene.describe(colour=False)
+    if design == "same":
+        return world.Story(story.character, (first,) * n_panels), [prompt] * n_panels
+    if design == "diffsk":
+        scenes = [first.scene] + [replace(p.scene, setting=first.scene.setting) for p in story.panels[1:]]
+        return world.Story(story.character, tuple(world.render(s) for s in scenes)), [prompt] * n_panels
+    raise ValueError(f"unknown design {design!r}; choose one of {DESIGNS}")
+
+
+def _lab(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+
+
+def story_metrics(images: list[np.ndarray], story: world.Story, design: str) -> dict[str, float]:
+    panels = story.panels
+    body0 = part_colour(images[0], panels[0].masks["body"])
+    body = [float(np.linalg.norm(part_colour(img, p.masks["body"]) - body0)) for img, p in zip(images[1:], panels[1:])]
+    consistency = hidden_consistency(images, [p.hidden_masks for p in panels])
+    hidden = [float(np.mean(list(d.values()))) for d in consistency.distances]
+    f1 = [edge_agreement(edge_map(Image.fromarray(img)), control_image(p.sketch)[..., 0] > 127).f1
+          for img, p in zip(images, panels)]
+    out = {"unspoken_de": float(np.mean([(b + 2 * h) / 3 for b, h in zip(body, hidden)])),
+           "body_de": float(np.mean(body)), "hidden_de": float(np.mean(hidden)), "score": consistency.score,
+           "f1": float(np.mean(f1))}
+    if design == "story":
+        said = story.character.colour
+        nearest = min(PALETTE_LAB, key=lambda c: float(np.linalg.norm(PALETTE_LAB[c] - body0)))
+        out["spoken"] = float(nearest == said)
+        errors = []
+        for img, p in zip(images[1:], panels[1:]):
+            if p.scene.setting != panels[0].scene.setting:
+                background = ~cv2.dilate(p.masks["character"].astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+                errors.append(float(np.linalg.norm(_lab(img) - _lab(p.image), axis=2)[background].mean()))
+        if errors:
+            out["background_de"] = float(np.mean(errors))
+    return out
+
+
+def render(components: Components, folder: Path, story: world.Story, prompts: list[str], overrides: dict) -> list[np.ndarray]:
+    path = write_story_folder(folder, story, title=folder.name, prompts=prompts)
     doc = json.loads(path.read_text())
     doc["settings"] = BASE | overrides
-    parsed = parse_story(doc, str(path))
-    generate(parsed, folder, folder / "out", RunOptions(progress=False), components)
+    generate(parse_story(doc, str(path)), folder, folder / "out", RunOptions(progress=False), components)
     return [np.asarray(Image.open(panel_path(folder / "out", n)).convert("RGB")) for n in range(len(story.panels))]
 
 
-def run_study(n_stories: int, n_panels: int, seed: int, configs: dict[str, dict], log=print) -> dict:
-    components = load(resolve_spec("demo"))
-    stories = [world.make_story(seed + k, n_panels) for k in range(n_stories)]
-    results: dict[str, dict] = {}
+def run_study(components: Components, design: str, n_stories: int, n_panels: int, seed: int,
+              configs: dict[str, dict], log=print) -> dict:
+    stories = [design_story(design, seed + k, n_panels) for k in range(n_stories)]
+    results: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, overrides in configs.items():
+        for c, (name, overrides) in enumerate(configs.items()):
             t0 = time.perf_counter()
-            scores, delta_e = [], []
-            for k, story in enumerate(stories):
-                images = render(components, Path(tmp) / f"{k:02d}-{len(results)}", story, overrides)
-                result = hidden_consistency(images, [p.hidden_masks for p in story.panels])
-                scores.append(result.score)
-                # The graded view: how far the hidden colours drift from panel 0, whether or not they
-                # cross the match threshold; a memory that pulls colours closer lowers it.
-                delta_e.append(float(np.mean([d for ds in result.distances for d in ds.values()])))
-            results[name] = {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "scores": scores,
-                             "delta_e": delta_e, "seconds": round(time.perf_counter() - t0, 1)}
-            log(f"{name:42} consistency {results[name]['mean']:.3f} +- {results[name]['std']:.3f}, "
-                f"mean Delta E {np.mean(delta_e):.1f} ({results[name]['seconds']} s)")
-    return {"stories": n_stories, "panels": n_panels, "seed": seed, "settings": BASE, "results": results}
+            per_story: dict[str, list[float]] = {}
+            for k, (story, prompts) in enumerate(stories):
+                images = render(components, Path(tmp) / f"{k:02d}-{c}", story, prompts, overrides)
+                for key, value in story_metrics(images, story, design).items():
+                    per_story.setdefault(key, []).append(value)
+            results[name] = per_story
+            log(f"{design} | {name:40} unspoken Delta E {np.mean(per_story['unspoken_de']):5.1f}, "
+                f"score {np.mean(per_story['score']):.3f}, F1 {np.mean(per_story['f1']):.3f} "
+                f"({time.perf_counter() - t0:.0f} s)")
+    return {"design": design, "stories": n_stories, "panels": n_panels, "seed": seed, "settings": BASE,
+            "results": results}
 
 
 def paired_difference(scores: list[float], baseline: list[float], draws: int = 10_000,
@@ -84,40 +152,63 @@ def paired_difference(scores: list[float], baseline: list[float], draws: int = 1
     return float(diff.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
+COLUMNS = (("unspoken_de", "unspoken Delta E", "{:.1f}"), ("body_de", "body", "{:.1f}"),
+           ("hidden_de", "hidden parts", "{:.1f}"), ("score", "consistency", "{:.3f}"), ("f1", "sketch F1", "{:.3f}"),
+           ("spoken", "spoken colour", "{:.2f}"), ("background_de", "background error", "{:.1f}"))
+
+
 def table(study: dict, baseline: str = "no MAGA") -> str:
-    head = (f"Hidden-attribute consistency, {study['stories']} toy-world stories x {study['panels']} panels "
-            "(share of panels 1..n-1 whose hidden colours match panel 0; chance ~ 1/36)")
-    lines = [head, "", f"| configuration | consistency | std | difference to {baseline} [95 % CI] "
-             f"| mean Delta E to panel 0 | difference to {baseline} [95 % CI] |", "|---|---|---|---|---|---|"]
-    base = study["results"].get(baseline)
-    for name, r in study["results"].items():
+    """Means per configuration; under each, the paired difference to the baseline [95 % CI]."""
+    results = study["results"]
+    columns = [c for c in COLUMNS if all(c[0] in r for r in results.values())]
+    lines = [f"Design `{study['design']}`, {study['stories']} held-out stories x {study['panels']} panels "
+             f"(differences to {baseline}, paired per story, [95 % bootstrap CI]; unspoken Delta E: relative change too)",
+             "", "| configuration | " + " | ".join(c[1] for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    base = results.get(baseline)
+    for name, r in results.items():
         cells = []
-        for key, fmt in (("scores", "{:+.3f}"), ("delta_e", "{:+.1f}")):
-            cells.append("—")
-            if base is not None and name != baseline and key in r and key in base:
+        for key, _, fmt in columns:
+            cell = fmt.format(np.mean(r[key]))
+            if base is not None and name != baseline:
                 d, lo, hi = paired_difference(r[key], base[key])
-                cells[-1] = f"{fmt.format(d)} [{fmt.format(lo)}, {fmt.format(hi)}]"
-        delta_e = f"{np.mean(r['delta_e']):.1f}" if "delta_e" in r else "—"
-        lines.append(f"| {name} | {r['mean']:.3f} | {r['std']:.3f} | {cells[0]} | {delta_e} | {cells[1]} |")
+                f = "{:+" + fmt[2:]
+                cell += f" ({f.format(d)} [{f.format(lo)}, {f.format(hi)}]"
+                if key == "unspoken_de":
+                    cell += f", {100 * d / np.mean(base[key]):+.0f} %"
+                cell += ")"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     log = partial(print, flush=True)
-    parser = argparse.ArgumentParser(description="MAGA consistency study on the demo model's toy world")
-    parser.add_argument("--stories", type=int, default=20)
+    parser = argparse.ArgumentParser(prog="python -m sketchstory.demo.study", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--design", choices=DESIGNS, default="diffsk")
+    parser.add_argument("--stories", type=int, default=48)
     parser.add_argument("--panels", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=100, help="first world story seed")
+    parser.add_argument("--seed", type=int, default=1_000_000,
+                        help="first world story seed (held out: training uses stories below 10^6)")
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), help="a subset of the configurations")
+    parser.add_argument("--weights", type=Path, default=DEMO_DIR, help="a demo model folder (default: the shipped one)")
+    parser.add_argument("--skip-gate", action="store_true", help="run even if the gate fails (to study why)")
     parser.add_argument("-o", "--out", type=Path, default=Path("out/study"))
     args = parser.parse_args(argv)
+    components = load(model_spec(args.weights))
+    gate = run_gate(components)
+    log(describe(gate))
+    if not gate["passed"] and not args.skip_gate:
+        log("the study does not run: this model's self-attention does not carry appearance (see the gate above)")
+        return 1
     configs = {k: CONFIGS[k] for k in args.configs} if args.configs else CONFIGS
-    study = run_study(args.stories, args.panels, args.seed, configs, log)
+    study = run_study(components, args.design, args.stories, args.panels, args.seed, configs, log) | {"gate": gate}
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "study.json", json.dumps(study, indent=2) + "\n")
-    atomic_write_text(args.out / "study.md", table(study) + "\n")
+    atomic_write_text(args.out / f"study-{args.design}.json", json.dumps(study, indent=2) + "\n")
+    atomic_write_text(args.out / f"study-{args.design}.md", table(study) + "\n")
     print(table(study))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
