@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from sketchstory.demo.architecture import (
     training_scheduler,
 )
 from sketchstory.demo.data import WorldData, control_image, to_tensor
-from sketchstory.demo.pages import PageAttention, install_page_attention, remove_page_attention
+from sketchstory.demo.pages import PageRun, install_page_attention, remove_page_attention
 from sketchstory.demo.train_config import TrainConfig, learning_rate
 
 log = logging.getLogger(__name__)
@@ -156,7 +155,7 @@ def _eps(models: Models, noisy: torch.Tensor, steps: torch.Tensor, text: torch.T
                        mid_block_additional_residual=mid).sample
 
 
-def _loss(models: Models, page: PageAttention, t: Tensors, cfg: TrainConfig, gen: torch.Generator,
+def _loss(models: Models, page: PageRun, t: Tensors, cfg: TrainConfig, gen: torch.Generator,
           noise_schedule: DDPMScheduler, step: int) -> torch.Tensor:
     b = _page_batch(t, cfg, gen, step)
     idx, steps = b["idx"], b["steps"]
@@ -175,7 +174,7 @@ def _loss(models: Models, page: PageAttention, t: Tensors, cfg: TrainConfig, gen
 
 
 @torch.no_grad()
-def page_probe(models: Models, page: PageAttention, t: Tensors, noise_schedule: DDPMScheduler) -> dict[str, float]:
+def page_probe(models: Models, page: PageRun, t: Tensors, noise_schedule: DDPMScheduler) -> dict[str, float]:
     """Does the second panel use the first? Character-weighted noise error of panel 1 (body colour
     unsaid, with control) on held-out pages, with its true partner, another page's, or none.
     ``swap - true`` > 0 means the memory's content is used, which is what MAGA needs."""
@@ -237,34 +236,32 @@ def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path,
     opt = torch.optim.AdamW(_param_groups(models, cfg), lr=cfg.lr, weight_decay=1e-2)
     ema = EMA(models.named(), cfg.ema_decay)
     page = install_page_attention(unet)
-    step, elapsed, recent, history, probes = 0, 0.0, [], [], []
+    progress = checkpoint.Progress("diffusion", cfg.steps, cfg.log_every, log, state)
+    history, probes = [], []
     if state is not None:
         for name, m in models.named().items():
             m.load_state_dict(state["models"][name])
         opt.load_state_dict(state["optimizer"])
         ema.shadow = state["ema"]
-        step, elapsed, recent = state["step"], state["elapsed"], state["recent"]
         history, probes = state.get("history", []), state.get("probes", [])
-        if step < cfg.steps:
+        if progress.step < cfg.steps:
             log.info("diffusion: %s at step %d of %d", "extending" if state.get("summary") else "resuming",
-                     step, cfg.steps)
-    finished = state is not None and bool(state.get("summary")) and step >= cfg.steps
+                     progress.step, cfg.steps)
+    finished = state is not None and bool(state.get("summary")) and progress.step >= cfg.steps
     if not finished and (not history or "to" in history[-1]):  # else: resuming an interrupted segment
-        history.append({"steps_setting": cfg.steps, "lr": cfg.lr, "from": step})
+        history.append({"steps_setting": cfg.steps, "lr": cfg.lr, "from": progress.step})
 
     def snapshot(summary: dict | None = None) -> None:
         checkpoint.save(path, {"models": {k: m.state_dict() for k, m in models.named().items()}, "ema": ema.shadow,
-                               "optimizer": opt.state_dict(), "step": step, "elapsed": elapsed,
-                               "recent": recent, "history": history, "probes": probes, "summary": summary})
+                               "optimizer": opt.state_dict(), **progress.state(), "history": history,
+                               "probes": probes, "summary": summary})
 
     if not finished:
         schedule = training_scheduler()
         cadence = checkpoint.Cadence(cfg.checkpoint_minutes)
         for m in models.named().values():
             m.train()
-        bar = tqdm(total=cfg.steps, initial=step, desc="diffusion", unit="step")
-        while step < cfg.steps:
-            t0 = time.monotonic()
+        for step in progress.steps():
             for group in opt.param_groups:
                 group["lr"] = learning_rate(cfg.lr, step, cfg.steps, cfg.warmup) * group["mult"]
             loss = _loss(models, page, t, cfg, checkpoint.step_generator(cfg.seed, "diffusion", step), schedule, step)
@@ -273,24 +270,16 @@ def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path,
             torch.nn.utils.clip_grad_norm_(models.parameters(), 1.0)
             opt.step()
             ema.update(models.named(), step)
-            step += 1
-            elapsed += time.monotonic() - t0
-            recent = (recent + [loss.item()])[-cfg.log_every:]
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            if step % cfg.log_every == 0:
-                log.info("diffusion step %d/%d loss %.4f (%.2f s/step)", step, cfg.steps,
-                         sum(recent) / len(recent), elapsed / step)
-            if probe is not None and cfg.probe_every and step % cfg.probe_every == 0:
-                probes.append({"step": step} | page_probe(models, page, probe, schedule))
+            progress.record(loss.item())
+            if probe is not None and cfg.probe_every and progress.step % cfg.probe_every == 0:
+                probes.append({"step": progress.step} | page_probe(models, page, probe, schedule))
                 log.info("page probe: %s", probes[-1])
                 for m in models.named().values():
                     m.train()
             if cadence.due():
                 snapshot()
-        bar.close()
-        history[-1]["to"] = step
-        summary = {"steps": step, "seconds": round(elapsed, 1), "final_loss": sum(recent) / max(1, len(recent)),
+        history[-1]["to"] = progress.step
+        summary = {"steps": progress.step, "seconds": round(progress.elapsed, 1), "final_loss": progress.mean(),
                    "history": history, "probes": probes}
         log.info("diffusion done: %s", summary)
         snapshot(summary)

@@ -9,12 +9,10 @@ the small, many-coloured parts that matter (hidden colours), not on flat sky and
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL
-from tqdm import tqdm
 
 from sketchstory.demo import checkpoint
 from sketchstory.demo.architecture import Preset, build_vae
@@ -51,25 +49,22 @@ def train_vae(cfg: TrainConfig, p: Preset, data: WorldData, path: Path) -> tuple
     vae = build_vae(p)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     state = checkpoint.load(path)
-    step, elapsed, recent = 0, 0.0, []
+    progress = checkpoint.Progress("vae", cfg.vae_steps, cfg.log_every, log, state)
     if state is not None:
         vae.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        step, elapsed, recent = state["step"], state["elapsed"], state["recent"]
         if state.get("summary"):
             vae.register_to_config(scaling_factor=state["summary"]["scaling_factor"])
             return vae.eval(), state["summary"]
-        log.info("vae: resuming at step %d", step)
+        log.info("vae: resuming at step %d", progress.step)
 
     def snapshot(summary: dict | None = None) -> None:
-        checkpoint.save(path, {"model": vae.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                               "elapsed": elapsed, "recent": recent, "summary": summary})
+        checkpoint.save(path, {"model": vae.state_dict(), "optimizer": opt.state_dict(), **progress.state(),
+                               "summary": summary})
 
     cadence = checkpoint.Cadence(cfg.checkpoint_minutes)
     vae.train()
-    bar = tqdm(total=cfg.vae_steps, initial=step, desc="vae", unit="step")
-    while step < cfg.vae_steps:
-        t0 = time.monotonic()
+    for step in progress.steps():
         gen = checkpoint.step_generator(cfg.seed, "vae", step)
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg.vae_lr, step, cfg.vae_steps, cfg.warmup)
@@ -83,21 +78,13 @@ def train_vae(cfg: TrainConfig, p: Preset, data: WorldData, path: Path) -> tuple
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
-        step += 1
-        elapsed += time.monotonic() - t0
-        recent = (recent + [rec.item()])[-cfg.log_every:]
-        bar.update(1)
-        bar.set_postfix(l1=f"{rec.item():.4f}")
-        if step % cfg.log_every == 0:
-            log.info("vae step %d/%d l1 %.4f kl %.3f (%.2f s/step)", step, cfg.vae_steps,
-                     sum(recent) / len(recent), kl.item(), elapsed / step)
+        progress.record(rec.item(), f" (l1), kl {kl.item():.3f}")
         if cadence.due():
             snapshot()
-    bar.close()
     vae.eval()
     scale = measure_scaling_factor(vae, data, cfg.seed)
     vae.register_to_config(scaling_factor=scale)
-    summary = {"steps": step, "seconds": round(elapsed, 1), "final_l1": sum(recent) / max(1, len(recent)),
+    summary = {"steps": progress.step, "seconds": round(progress.elapsed, 1), "final_l1": progress.mean(),
                "scaling_factor": scale}
     log.info("vae done: %s", summary)
     snapshot(summary)

@@ -1,0 +1,51 @@
+"""Page attention (demo training): what each panel of a two-panel page attends to."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sketchstory.attention.maga import MAGAConfig, MAGARun, MAGAState
+from sketchstory.attention.policy import parse_policy
+from sketchstory.demo.pages import PageRun, install_page_attention, remove_page_attention
+
+
+@pytest.fixture
+def unet(tiny):
+    before = dict(tiny.unet.attn_processors)
+    yield tiny.unet
+    tiny.unet.set_attn_processor(before)
+
+
+def _inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 4, 8, 8, generator=gen)
+    text = torch.randn(batch, 77, 32, generator=gen)
+    return x, torch.full((batch,), 500), text
+
+
+@torch.no_grad()
+def test_unpaired_pages_and_twin_panels_are_plain_attention(unet):
+    x, t, text = _inputs(4)
+    remove_page_attention(unet)
+    plain = unet(x, t, text).sample
+    page = install_page_attention(unet)
+    page.joint = torch.tensor([False, False])
+    assert torch.allclose(unet(x, t, text).sample, plain, atol=1e-5)
+    # A page of two identical panels: attending to [K; K] averages the same values twice.
+    twins = torch.cat([x[:1], x[:1]]), t[:2], torch.cat([text[:1], text[:1]])
+    page.joint = torch.tensor([True])
+    assert torch.allclose(unet(*twins).sample, plain[:1].expand(2, -1, -1, -1), atol=1e-5)
+
+
+def test_joint_page_panel_one_attends_as_maga_makes_it():
+    """In one layer, panel 1 of a joint page attends to its own and panel 0's tokens, which is
+    MAGA's `all` in batched mode; panel 0 also sees panel 1 (MAGA's panel 0 sees only itself)."""
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 16, 8, generator=gen) for _ in range(3))  # (panels, heads, tokens, dim)
+    page = PageRun(MAGAConfig(policy=parse_policy("none")), joint=torch.tensor([True]))
+    run = MAGARun(MAGAConfig(policy=parse_policy("all"), start_layer=0, start_step=0))
+    run.state = MAGAState(step=0, panels=(0, 1), branches=1, latent_hw=(4, 4))
+    paged, maga = page.attend(0, q, k, v), run.attend(0, q, k, v)
+    assert torch.allclose(paged[1], maga[1], atol=1e-6)
+    assert not torch.allclose(paged[0], maga[0], atol=1e-3)
