@@ -62,8 +62,11 @@ def write_examples(root: Path) -> list[Path]:
     """The shipped examples: the wizard story for the demo model and for SD1.5 at 512 px."""
     demo, captions = wizard_story(64)
     real, _ = wizard_story(512)
+    # As a story is written: the first panel says the robe's colour, the later ones "the wizard".
+    prompts = [demo.panels[0].caption] + [p.scene.describe(colour=False) for p in demo.panels[1:]]
     return [
-        write_story_folder(root / "wizard", demo, title="The wizard and the crystal", captions=captions),
+        write_story_folder(root / "wizard", demo, title="The wizard and the crystal", captions=captions,
+                           prompts=prompts),
         write_story_folder(
             root / "wizard-sd15", real, title="The wizard and the crystal (thesis Fig. 4.3)", prompts=captions,
             settings={"model": "sd15", "width": 512, "height": 512, "steps": 30, "guidance_scale": 7.5},
