@@ -38,12 +38,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from sketchstory.atomic import atomic_write_text
+from sketchstory.atomic import atomic_path, atomic_write_text
 from sketchstory.demo import world
 from sketchstory.demo.consistency import hidden_consistency, part_colour
 from sketchstory.demo.data import control_image
 from sketchstory.demo.gate import describe, model_spec, run_gate
 from sketchstory.demo.stories import write_story_folder
+from sketchstory.eval.ablation import compose_grid
 from sketchstory.eval.edges import edge_agreement, edge_map
 from sketchstory.models import DEMO_DIR, Components, load
 from sketchstory.pipeline.runner import RunOptions, generate, panel_path
@@ -181,6 +182,23 @@ def table(study: dict, baseline: str = "no MAGA") -> str:
     return "\n".join(lines)
 
 
+def figure(components: Components, story_file: Path, out: Path) -> Path:
+    """A story rendered without and with MAGA (shipped defaults), a row each: the README's first picture."""
+    doc = json.loads(story_file.read_text())
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for c, name in enumerate(("no MAGA", "MAGA defaults")):
+            doc["settings"] = doc.get("settings", {}) | CONFIGS[name]
+            run = Path(tmp) / str(c)
+            generate(parse_story(doc, str(story_file)), story_file.parent, run, RunOptions(progress=False), components)
+            rows.append([[Image.open(panel_path(run, n)).convert("RGB") for n in range(len(doc["panels"]))]])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid = compose_grid(rows, ["without MAGA", "with MAGA"], [doc.get("title", story_file.parent.name)])
+    with atomic_path(out) as tmp_png:
+        grid.save(tmp_png, format="PNG")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     log = partial(print, flush=True)
     parser = argparse.ArgumentParser(prog="python -m sketchstory.demo.study", description=__doc__,
@@ -194,8 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, default=DEMO_DIR, help="a demo model folder (default: the shipped one)")
     parser.add_argument("--skip-gate", action="store_true", help="run even if the gate fails (to study why)")
     parser.add_argument("-o", "--out", type=Path, default=Path("out/study"))
+    parser.add_argument("--figure", nargs=2, type=Path, metavar=("STORY", "PNG"),
+                        help="only render STORY without and with MAGA into PNG (no gate, no study)")
     args = parser.parse_args(argv)
     components = load(model_spec(args.weights))
+    if args.figure:
+        print(figure(components, *args.figure))
+        return 0
     gate = run_gate(components)
     log(describe(gate))
     if not gate["passed"] and not args.skip_gate:
