@@ -111,10 +111,12 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path: Path, monkeypa
 def test_a_finished_run_extends_when_asked_for_more_steps(tmp_path: Path) -> None:
     train(_tiny(tmp_path, steps=2))
     again = train(_tiny(tmp_path, steps=2))  # finished: loads, trains nothing
-    assert again["diffusion"]["history"] == [{"steps_setting": 2, "lr": again["config"]["lr"], "from": 0, "to": 2}]
+    [segment] = again["diffusion"]["history"]
+    assert (segment["steps_setting"], segment["lr"], segment["from"], segment["to"]) == (2, again["config"]["lr"], 0, 2)
     longer = train(_tiny(tmp_path, steps=3))
     assert longer["diffusion"]["steps"] == 3
     assert [(h["from"], h["to"], h["steps_setting"]) for h in longer["diffusion"]["history"]] == [(0, 2, 2), (2, 3, 3)]
+    assert longer["diffusion"]["history"][1]["settings"]["steps"] == 3  # each segment records its settings
 
 
 def test_learning_rate_warms_up_then_decays_to_a_tenth() -> None:

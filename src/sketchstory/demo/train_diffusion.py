@@ -218,6 +218,11 @@ def _param_groups(models: Models, cfg: TrainConfig) -> list[dict]:
     return [{"params": rest, "mult": 1.0}, {"params": qk, "mult": cfg.attention_lr_mult}]
 
 
+def _segment_settings(cfg: TrainConfig) -> dict:
+    """What a history segment records, so that weights resumed under other settings say so."""
+    return {k: v for k, v in cfg.as_json().items() if k not in ("run_dir", "out_dir", "checkpoint_minutes", "log_every")}
+
+
 def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path,
                     probe: Tensors | None = None) -> tuple[Models, dict]:
     """Train, resume, extend or just load; returns the EMA models and the run's summary.
@@ -248,8 +253,11 @@ def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path,
             log.info("diffusion: %s at step %d of %d", "extending" if state.get("summary") else "resuming",
                      progress.step, cfg.steps)
     finished = state is not None and bool(state.get("summary")) and progress.step >= cfg.steps
+    settings = _segment_settings(cfg)
+    if not finished and history and "to" not in history[-1] and history[-1].get("settings") != settings:
+        history[-1]["to"] = progress.step  # resumed with other settings: the old segment ends here
     if not finished and (not history or "to" in history[-1]):  # else: resuming an interrupted segment
-        history.append({"steps_setting": cfg.steps, "lr": cfg.lr, "from": progress.step})
+        history.append({"steps_setting": cfg.steps, "lr": cfg.lr, "from": progress.step, "settings": settings})
 
     def snapshot(summary: dict | None = None) -> None:
         checkpoint.save(path, {"models": {k: m.state_dict() for k, m in models.named().items()}, "ema": ema.shadow,
