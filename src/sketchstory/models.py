@@ -25,11 +25,9 @@ from diffusers import (
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from sketchstory.errors import ModelLoadError
+
 DEMO_DIR = Path(__file__).parent / "demo" / "weights"
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; the message says what to do."""
 
 
 @dataclass(frozen=True)

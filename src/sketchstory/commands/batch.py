@@ -13,10 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sketchstory.errors import EXIT_INTERRUPTED
+
 
 def register(subparsers: Any) -> None:
     """Add ``batch`` to the ``sketchstory`` subparsers."""
-    from sketchstory.cli import add_settings_args
+    from sketchstory.commands.settings import add_settings_args
     from sketchstory.dist.cluster import add_cluster_args
 
     p = subparsers.add_parser(
@@ -38,7 +40,7 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from sketchstory.cli import EXIT_INTERRUPTED, apply_settings_args
+    from sketchstory.commands.settings import apply_settings_args
     from sketchstory.dist.batch import run_batch
     from sketchstory.dist.cluster import cluster_from_args
     from sketchstory.dist.inputs import REPORT_NAME, read_tasks, with_story

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sketchstory.errors import EXIT_INPUT, EXIT_INTERRUPTED, CliError
+
 if TYPE_CHECKING:
     from sketchstory.library import Filters, Library
 
-# The CLI's codes: "bad input" (some input files could not be used) and "interrupted".
-EXIT_FAILED_FILES, EXIT_INTERRUPTED = 2, 130
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,7 +91,6 @@ def _filters(args: argparse.Namespace, ids: tuple[str, ...] = ()) -> Filters:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from sketchstory.cli import CliError
     from sketchstory.library import Library, build_library, library_path, load_prompts
 
     prompts = load_prompts(args.prompts)
@@ -142,7 +141,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(f"{len(report.added)} drawing(s) added, {len(report.duplicates)} already there, "
           f"{len(report.failed)} unusable -> {root}")
-    return EXIT_FAILED_FILES if report.failed else 0
+    return EXIT_INPUT if report.failed else 0  # some files could not be used
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from typing import Literal
 from tqdm.auto import tqdm
 
 from sketchstory.atomic import atomic_write_text
-from sketchstory.cli import EXIT_INPUT
+from sketchstory.errors import EXIT_INPUT
 from sketchstory.dist.cluster import Cluster, worker_pool
 from sketchstory.dist.inputs import REPORT_NAME, StoryTask
 from sketchstory.dist.pool import Outcome, run_with_retries

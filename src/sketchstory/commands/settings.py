@@ -1,0 +1,60 @@
+"""The generation-settings flags shared by ``generate`` and ``batch``, and the overrides they give."""
+
+from __future__ import annotations
+
+import argparse
+
+from sketchstory.commands.args import size
+
+
+def add_settings_args(p: argparse.ArgumentParser) -> None:
+    """Flags that override the story's ``settings`` (and are recorded in the outputs)."""
+    g = p.add_argument_group("generation settings (override the story file)")
+    g.add_argument("--model", help="registry name (see `sketchstory models`), hub id, local folder or .safetensors")
+    g.add_argument("--controlnet", help="Canny ControlNet: hub id, local folder or file (default: the model's)")
+    g.add_argument("--size", type=size, metavar="WxH", help="output size, multiples of 8")
+    g.add_argument("--steps", type=int, help="denoising steps")
+    g.add_argument("--guidance", type=float, dest="guidance_scale", help="classifier-free guidance scale")
+    g.add_argument("--controlnet-scale", type=float, help="ControlNet conditioning scale (0 ignores sketches)")
+    g.add_argument("--scheduler", choices=["ddim", "dpmpp-2m", "euler", "unipc"])
+    g.add_argument("--seed", type=int, help="base seed for panels without their own seed")
+    g.add_argument("--mode", choices=["sequential", "batched"],
+                   help="sequential: panel after panel (thesis); batched: panels denoised together with a causal mask")
+    g.add_argument("--chunk-size", type=int, help="batched mode: panels per batch (0 = all)")
+    m = p.add_argument_group("MAGA (consistency memory)")
+    m.add_argument("--no-maga", action="store_true", help="plain ControlNet generation, no shared memory")
+    m.add_argument("--maga-start-layer", type=int, dest="start_layer",
+                   help="first MAGA layer, in SD1.5's 16 self-attention layers (thesis: 8)")
+    m.add_argument("--maga-start-step", dest="start_step",
+                   help="first MAGA step: an index, or 'a/b' scaled to --steps (thesis: 24/50)")
+    m.add_argument("--memory", help="memory policy, e.g. all, window:3, anchors:0+window:2, decay:0.7")
+    m.add_argument("--maga-strength", type=float, dest="strength",
+                   help="condition-aware weighting lambda (0 = plain shared attention)")
+    m.add_argument("--token-budget", type=int, help="tokens shared per memory panel and layer (default: all)")
+    m.add_argument("--memory-budget-mb", type=float, help="cap on the memory bank; lowers the token budget to fit")
+    m.add_argument("--subject-mask", action="store_true", default=None,
+                   help="share only the sketched subject's tokens (keeps backgrounds from bleeding)")
+
+
+def apply_settings_args(story, args: argparse.Namespace):
+    """The story with its settings overridden by the given flags, validated again."""
+    from sketchstory.story import parse_story
+
+    data = story.model_dump(mode="json", by_alias=True)
+    s, m = data["settings"], data["settings"]["maga"]
+    for key in ("model", "controlnet", "steps", "guidance_scale", "controlnet_scale", "scheduler", "seed", "mode",
+                "chunk_size"):
+        if getattr(args, key, None) is not None:
+            s[key] = getattr(args, key)
+    if getattr(args, "size", None):
+        s["width"], s["height"] = args.size
+    if getattr(args, "no_maga", False):
+        m["enabled"] = False
+    for key in ("start_layer", "strength", "token_budget", "memory_budget_mb", "subject_mask"):
+        if getattr(args, key, None) is not None:
+            m[key] = getattr(args, key)
+    if getattr(args, "memory", None) is not None:
+        m["memory"] = args.memory
+    if getattr(args, "start_step", None) is not None:
+        m["start_step"] = int(args.start_step) if args.start_step.isdigit() else args.start_step
+    return parse_story(data, "command-line settings")
