@@ -40,13 +40,14 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from sketchstory.commands.settings import apply_settings_args
+    from sketchstory.commands.settings import settings_overrides
     from sketchstory.dist.batch import run_batch
     from sketchstory.dist.cluster import cluster_from_args
     from sketchstory.dist.inputs import REPORT_NAME, read_tasks, with_story
 
     cluster = cluster_from_args(args)
-    tasks = with_story(read_tasks(args.input), lambda story: apply_settings_args(story, args))
+    changes = settings_overrides(args)
+    tasks = with_story(read_tasks(args.input), lambda story: story.with_settings(changes, "command-line settings"))
     try:
         report = run_batch(tasks, args.out, cluster, retries=args.retries, library=args.library,
                            keep_memory=args.keep_memory, progress=not args.quiet)

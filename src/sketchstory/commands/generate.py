@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from sketchstory.commands.args import int_list
-from sketchstory.commands.settings import add_settings_args, apply_settings_args
+from sketchstory.commands.settings import add_settings_args, settings_overrides
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from sketchstory.pipeline.runner import RunOptions, generate
     from sketchstory.story import load_story
 
-    story = apply_settings_args(load_story(args.story), args)
+    story = load_story(args.story).with_settings(settings_overrides(args), "command-line settings")
     options = RunOptions(resume=args.resume, only=frozenset(args.only) if args.only else None,
                          keep_memory=args.keep_memory, device=args.device, offload=args.offload, library=args.library,
                          progress=not args.quiet)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from sketchstory.commands.args import size
+from sketchstory.commands.args import SizeAction, size
 
 
 def add_settings_args(p: argparse.ArgumentParser) -> None:
@@ -12,7 +13,7 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("generation settings (override the story file)")
     g.add_argument("--model", help="registry name (see `sketchstory models`), hub id, local folder or .safetensors")
     g.add_argument("--controlnet", help="Canny ControlNet: hub id, local folder or file (default: the model's)")
-    g.add_argument("--size", type=size, metavar="WxH", help="output size, multiples of 8")
+    g.add_argument("--size", type=size, action=SizeAction, metavar="WxH", help="output size, multiples of 8")
     g.add_argument("--steps", type=int, help="denoising steps")
     g.add_argument("--guidance", type=float, dest="guidance_scale", help="classifier-free guidance scale")
     g.add_argument("--controlnet-scale", type=float, help="ControlNet conditioning scale (0 ignores sketches)")
@@ -22,7 +23,8 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
                    help="sequential: panel after panel (thesis); batched: panels denoised together with a causal mask")
     g.add_argument("--chunk-size", type=int, help="batched mode: panels per batch (0 = all)")
     m = p.add_argument_group("MAGA (consistency memory)")
-    m.add_argument("--no-maga", action="store_true", help="plain ControlNet generation, no shared memory")
+    m.add_argument("--no-maga", action="store_false", dest="enabled", default=None,
+                   help="plain ControlNet generation, no shared memory")
     m.add_argument("--maga-start-layer", type=int, dest="start_layer",
                    help="first MAGA layer, in SD1.5's 16 self-attention layers (thesis: 8)")
     m.add_argument("--maga-start-step", dest="start_step",
@@ -36,25 +38,14 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
                    help="share only the sketched subject's tokens (keeps backgrounds from bleeding)")
 
 
-def apply_settings_args(story, args: argparse.Namespace):
-    """The story with its settings overridden by the given flags, validated again."""
-    from sketchstory.story import parse_story
+def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, as :meth:`Story.with_settings` changes.
 
-    data = story.model_dump(mode="json", by_alias=True)
-    s, m = data["settings"], data["settings"]["maga"]
-    for key in ("model", "controlnet", "steps", "guidance_scale", "controlnet_scale", "scheduler", "seed", "mode",
-                "chunk_size"):
-        if getattr(args, key, None) is not None:
-            s[key] = getattr(args, key)
-    if getattr(args, "size", None):
-        s["width"], s["height"] = args.size
-    if getattr(args, "no_maga", False):
-        m["enabled"] = False
-    for key in ("start_layer", "strength", "token_budget", "memory_budget_mb", "subject_mask"):
-        if getattr(args, key, None) is not None:
-            m[key] = getattr(args, key)
-    if getattr(args, "memory", None) is not None:
-        m["memory"] = args.memory
-    if getattr(args, "start_step", None) is not None:
-        m["start_step"] = int(args.start_step) if args.start_step.isdigit() else args.start_step
-    return parse_story(data, "command-line settings")
+    A flag overrides the setting its ``dest`` names (``maga.<name>`` for a MAGA setting); ``None``
+    means not given.
+    """
+    from sketchstory.story import MagaSettings, Settings
+
+    given = {key: value for key, value in vars(args).items() if value is not None}
+    changes = {key: given[key] for key in Settings.model_fields if key in given}
+    return changes | {f"maga.{key}": given[key] for key in MagaSettings.model_fields if key in given}

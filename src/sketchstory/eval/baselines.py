@@ -11,7 +11,6 @@ Each is the story with its settings overridden and passed to ``generate``; resul
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,41 +19,19 @@ import torch
 
 from sketchstory.models import Components, load, resolve_spec
 from sketchstory.pipeline.runner import RunOptions, generate
-from sketchstory.story import MagaSettings, Story, load_story, parse_story
+from sketchstory.story import MagaSettings, Story, load_story
 
 THESIS_MAGA = {"enabled": True, "start_layer": 8, "start_step": "24/50", "memory": "all"}
 
 
-def _text_only(settings: dict[str, Any]) -> None:
-    settings["controlnet_scale"] = 0.0
-    settings["maga"]["enabled"] = False
-
-
-def _controlnet(settings: dict[str, Any]) -> None:
-    settings["maga"]["enabled"] = False
-
-
-def _ours_thesis(settings: dict[str, Any]) -> None:
-    settings["maga"] = {**MagaSettings().model_dump(mode="json"), **THESIS_MAGA}
-
-
-def _ours_default(settings: dict[str, Any]) -> None:
-    settings["maga"] = MagaSettings().model_dump(mode="json")
-
-
-SYSTEMS: dict[str, Callable[[dict[str, Any]], None]] = {
-    "text-only": _text_only, "controlnet": _controlnet, "ours-thesis": _ours_thesis, "ours-default": _ours_default,
+# Each system's settings, as Story.with_settings changes.
+SYSTEMS: dict[str, dict[str, Any]] = {
+    "text-only": {"controlnet_scale": 0.0, "maga.enabled": False},
+    "controlnet": {"maga.enabled": False},
+    "ours-thesis": {"maga": {**MagaSettings().model_dump(mode="json"), **THESIS_MAGA}},
+    "ours-default": {"maga": MagaSettings().model_dump(mode="json")},
 }
-
-
-def with_settings(story: Story, change: Callable[[dict[str, Any]], None], overrides: dict[str, Any]) -> Story:
-    """The story with ``overrides`` (top-level settings) applied, then ``change``; validated again."""
-    data = story.model_dump(mode="json", by_alias=True)
-    settings = copy.deepcopy(data["settings"])
-    settings.update(overrides)
-    change(settings)
-    data["settings"] = settings
-    return parse_story(data, "evaluation settings")
+SOURCE = "evaluation settings"  # where a settings problem is reported from
 
 
 def story_files(paths: list[Path]) -> list[Path]:
@@ -110,7 +87,7 @@ def run_baselines(stories: list[Path], out: Path, systems: list[str], overrides:
     for file in story_files(stories):
         story = load_story(file)
         for system in systems:
-            variant = with_settings(story, SYSTEMS[system], overrides)
+            variant = story.with_settings(overrides | SYSTEMS[system], SOURCE)
             run_dir = Path(out) / system / story_name(file)
             if on_run is not None:
                 on_run(system, story_name(file))
