@@ -44,7 +44,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         components = sd15_components(device, dtype)
     else:
-        from sketchstory.tiny import tiny_components
+        from sketchstory.models import tiny_components
 
         components = tiny_components(device, dtype)
     with torch.inference_mode():

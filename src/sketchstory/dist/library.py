@@ -22,7 +22,7 @@ from sketchstory.library.prompts import Job, PromptsFile
 from sketchstory.library.store import Library
 
 if TYPE_CHECKING:
-    from sketchstory.pipeline.stage1 import Stage1Model
+    from sketchstory.models import Stage1Model
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,13 @@ class SketchWorker(Worker):
 
     def __init__(self, model: str, device: str, threads: int | None) -> None:
         super().__init__(threads)
-        from sketchstory.pipeline.stage1 import resolve_model
+        from sketchstory.models import resolve_sketch_model
 
-        self.spec, self.device = resolve_model(model), device
+        self.spec, self.device = resolve_sketch_model(model), device
         self.loaded: Stage1Model | None = None
 
     def draw(self, item: tuple[list[Job], int]) -> DrawnRun:
-        from sketchstory.pipeline.stage1 import Stage1Model
+        from sketchstory.models import Stage1Model
 
         run, size = item
         start = time.perf_counter()

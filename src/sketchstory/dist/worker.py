@@ -13,7 +13,7 @@ class StoryWorker(Worker):
 
     def __init__(self, out: Path, library: Path | None, keep_memory: bool, device: str, threads: int | None) -> None:
         super().__init__(threads)
-        from sketchstory.eval.baselines import ComponentCache
+        from sketchstory.models import ComponentCache
         from sketchstory.pipeline.runner import RunOptions
 
         self.out = Path(out)
@@ -27,4 +27,4 @@ class StoryWorker(Worker):
 
         if task.story is None:
             raise ValueError(f"{task.source}: {task.problem}")
-        generate_run(task.story, task.folder, self.out / task.name, self.options, self.models(task.story))
+        generate_run(task.story, task.folder, self.out / task.name, self.options, self.models(task.story.settings))

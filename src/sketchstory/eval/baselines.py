@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from sketchstory.models import Components, load, resolve_spec
+from sketchstory.models import ComponentCache, Components
 from sketchstory.pipeline.runner import RunOptions, generate
 from sketchstory.story import MagaSettings, Story, load_story
 
@@ -52,22 +52,6 @@ def story_name(file: Path) -> str:
     return file.parent.name if file.name == "story.json" else file.stem
 
 
-class ComponentCache:
-    """Loads each (model, ControlNet) once for all systems and stories."""
-
-    def __init__(self, device: str | None, preloaded: Components | None = None) -> None:
-        self.device, self.preloaded = device, preloaded
-        self.loaded: dict[tuple[str, str | None], Components] = {}
-
-    def __call__(self, story: Story) -> Components:
-        if self.preloaded is not None:
-            return self.preloaded
-        key = (story.settings.model, story.settings.controlnet)
-        if key not in self.loaded:
-            self.loaded[key] = load(resolve_spec(*key), self.device)
-        return self.loaded[key]
-
-
 def generate_run(story: Story, story_dir: Path, run_dir: Path, options: RunOptions, components: Components) -> None:
     """``generate``, with the GPU's peak memory counter reset so run.json records this run's peak alone."""
     if torch.cuda.is_available():
@@ -82,7 +66,7 @@ def run_baselines(stories: list[Path], out: Path, systems: list[str], overrides:
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown:
         raise ValueError(f"unknown system(s) {unknown}: choose from {', '.join(SYSTEMS)}")
-    cache = ComponentCache(options.device, components)
+    cache = ComponentCache(options.device, preloaded=components)  # each model loaded once for all systems
     runs = []
     for file in story_files(stories):
         story = load_story(file)
@@ -91,6 +75,6 @@ def run_baselines(stories: list[Path], out: Path, systems: list[str], overrides:
             run_dir = Path(out) / system / story_name(file)
             if on_run is not None:
                 on_run(system, story_name(file))
-            generate_run(variant, file.parent, run_dir, options, cache(variant))
+            generate_run(variant, file.parent, run_dir, options, cache(variant.settings))
             runs.append(run_dir)
     return runs

@@ -30,7 +30,7 @@ from sketchstory.provenance import read_png_meta
 from sketchstory.story import Story, parse_story
 
 if TYPE_CHECKING:
-    from sketchstory.pipeline.stage1 import Pipeline, SketchModelSpec
+    from sketchstory.models import Pipeline, SketchModelSpec
 
 
 @dataclass
@@ -66,7 +66,7 @@ def build_library(library: Library, prompts: PromptsFile, model: str = "demo", *
                   progress: bool = True) -> BuildReport:
     """Build, or continue building, ``library`` from ``prompts`` with the stage-1 ``model``."""
     # Stage 1 pulls in torch and diffusers: imported here so that searching a library stays light.
-    from sketchstory.pipeline.stage1 import Stage1Model
+    from sketchstory.models import Stage1Model
 
     start = time.perf_counter()
     plan, report = plan_build(library, prompts, model, candidates, sundry_candidates)
@@ -89,9 +89,9 @@ def build_library(library: Library, prompts: PromptsFile, model: str = "demo", *
 def plan_build(library: Library, prompts: PromptsFile, model: str, candidates: int | None = None,
                sundry_candidates: int | None = None) -> tuple[BuildPlan, BuildReport]:
     """What is left to draw, and a report that counts what earlier runs finished."""
-    from sketchstory.pipeline.stage1 import resolve_model
+    from sketchstory.models import resolve_sketch_model
 
-    spec = resolve_model(model)
+    spec = resolve_sketch_model(model)
     todo = jobs(prompts, spec.name, candidates, sundry_candidates)
     done = library.index.done_jobs()
     pending = [job for job in todo if job.key not in done]
