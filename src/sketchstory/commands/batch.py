@@ -19,7 +19,7 @@ from sketchstory.errors import EXIT_INTERRUPTED
 def register(subparsers: Any) -> None:
     """Add ``batch`` to the ``sketchstory`` subparsers."""
     from sketchstory.commands.settings import add_settings_args
-    from sketchstory.dist.cluster import add_cluster_args
+    from sketchstory.batch.cluster import add_cluster_args
 
     p = subparsers.add_parser(
         "batch", help="render many stories (a folder or JSONL) on Ray workers: retried, resumable, reported",
@@ -41,9 +41,9 @@ def register(subparsers: Any) -> None:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from sketchstory.commands.settings import settings_overrides
-    from sketchstory.dist.batch import run_batch
-    from sketchstory.dist.cluster import cluster_from_args
-    from sketchstory.dist.inputs import REPORT_NAME, read_tasks, with_story
+    from sketchstory.batch.stories import run_batch
+    from sketchstory.batch.cluster import cluster_from_args
+    from sketchstory.batch.inputs import REPORT_NAME, read_tasks, with_story
 
     cluster = cluster_from_args(args)
     changes = settings_overrides(args)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``library`` and its subcommands to the ``sketchstory`` subparsers."""
-    from sketchstory.dist.cluster import add_cluster_args
+    from sketchstory.batch.cluster import add_cluster_args
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--library", type=Path, metavar="DIR",
@@ -91,7 +91,8 @@ def _filters(args: argparse.Namespace, ids: tuple[str, ...] = ()) -> Filters:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from sketchstory.library import Library, build_library, library_path, load_prompts
+    from sketchstory.library import Library, library_path, load_prompts
+    from sketchstory.pipeline.library_build import build_library
 
     prompts = load_prompts(args.prompts)
     root = library_path(args.library)
@@ -102,8 +103,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     with Library.writer(root, side=args.side) as library:
         try:
             if distributed:
-                from sketchstory.dist.cluster import cluster_from_args
-                from sketchstory.dist.library import build_library_distributed
+                from sketchstory.batch.cluster import cluster_from_args
+                from sketchstory.batch.library import build_library_distributed
 
                 report = build_library_distributed(library, prompts, args.model, cluster_from_args(args),
                                                    candidates=args.candidates, sundry_candidates=args.sundry_candidates,

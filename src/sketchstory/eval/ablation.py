@@ -17,10 +17,11 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from sketchstory.atomic import atomic_write_text
-from sketchstory.eval.baselines import SOURCE, THESIS_MAGA, generate_run, story_name
+from sketchstory.eval.baselines import SOURCE, THESIS_MAGA
 from sketchstory.eval.runs import open_rgb
 from sketchstory.models import ComponentCache, Components
-from sketchstory.pipeline.runner import RunOptions, panel_path
+from sketchstory.pipeline.runner import RunOptions, generate, panel_path
+from sketchstory.pipeline.story_files import story_name
 from sketchstory.provenance import save_png
 from sketchstory.story import load_story
 
@@ -86,7 +87,7 @@ def run_ablation(story_file: Path, out: Path, layers: list[int], steps: list[str
             run_dir = out / "cells" / cell_name(layer, step) / story_name(story_file)
             if on_cell is not None:
                 on_cell(cell_name(layer, step))
-            generate_run(variant, story_file.parent, run_dir, options, cache(variant.settings))
+            generate(variant, story_file.parent, run_dir, options, cache(variant.settings))
             row.append([open_rgb(panel_path(run_dir, n)) for n in range(len(variant.panels))])
             record.append({"start_layer": layer, "start_step": step, "run": str(run_dir.relative_to(out)),
                            "resolved_start_step": variant.settings.maga.resolved_start_step(variant.settings.steps)})

@@ -15,14 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from sketchstory.models import ComponentCache, Components
 from sketchstory.pipeline.runner import RunOptions, generate
-from sketchstory.story import MagaSettings, Story, load_story
+from sketchstory.pipeline.story_files import story_files, story_name
+from sketchstory.story import MagaSettings, load_story
 
 THESIS_MAGA = {"enabled": True, "start_layer": 8, "start_step": "24/50", "memory": "all"}
-
 
 # Each system's settings, as Story.with_settings changes.
 SYSTEMS: dict[str, dict[str, Any]] = {
@@ -32,31 +30,6 @@ SYSTEMS: dict[str, dict[str, Any]] = {
     "ours-default": {"maga": MagaSettings().model_dump(mode="json")},
 }
 SOURCE = "evaluation settings"  # where a settings problem is reported from
-
-
-def story_files(paths: list[Path]) -> list[Path]:
-    """Story files from files, story folders (with story.json) and folders of story folders."""
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir() and not (path / "story.json").exists():
-            found = sorted(p / "story.json" for p in path.iterdir() if (p / "story.json").exists())
-            if not found:
-                raise ValueError(f"{path}: no story.json in it or in its subfolders")
-            files += found
-        else:
-            files.append(path / "story.json" if path.is_dir() else path)
-    return files
-
-
-def story_name(file: Path) -> str:
-    return file.parent.name if file.name == "story.json" else file.stem
-
-
-def generate_run(story: Story, story_dir: Path, run_dir: Path, options: RunOptions, components: Components) -> None:
-    """``generate``, with the GPU's peak memory counter reset so run.json records this run's peak alone."""
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    generate(story, story_dir, run_dir, options, components)
 
 
 def run_baselines(stories: list[Path], out: Path, systems: list[str], overrides: dict[str, Any],
@@ -75,6 +48,6 @@ def run_baselines(stories: list[Path], out: Path, systems: list[str], overrides:
             run_dir = Path(out) / system / story_name(file)
             if on_run is not None:
                 on_run(system, story_name(file))
-            generate_run(variant, file.parent, run_dir, options, cache(variant.settings))
+            generate(variant, file.parent, run_dir, options, cache(variant.settings))
             runs.append(run_dir)
     return runs

@@ -4,7 +4,7 @@
 - :mod:`.hub`: a local path for a folder, a file or a hub id, and load errors that say what to do;
 - :mod:`.device`: the device and dtype, placing models on them, giving their memory back;
 - :mod:`.components`: what stage 2 runs; :mod:`.tiny`: tiny random models of the real classes;
-- :mod:`.load`: stage 2's components; :mod:`.pipelines`: stage 1's text-to-image pipeline;
+- :mod:`.loading`: stage 2's components; :mod:`.pipelines`: stage 1's text-to-image pipeline;
 - :mod:`.cache`: stage 2's components kept loaded from run to run.
 
 Other packages import from here; the modules import each other directly.
@@ -15,7 +15,7 @@ from sketchstory.models.cache import ComponentCache
 from sketchstory.models.components import Components
 from sketchstory.models.device import default_device, free_memory, place
 from sketchstory.models.hub import fetch
-from sketchstory.models.load import load
+from sketchstory.models.loading import load
 from sketchstory.models.pipelines import Pipeline, Stage1Model, detect_kind, load_pipeline
 from sketchstory.models.specs import (
     DEMO_DIR,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sketchstory.models.components import Components
 from sketchstory.models.device import free_memory
-from sketchstory.models.load import load
+from sketchstory.models.loading import load
 from sketchstory.models.specs import resolve_spec
 from sketchstory.story import Settings
 

@@ -295,4 +295,6 @@ class StoryRun:
 def generate(story: Story, story_dir: Path, out: Path, options: RunOptions = RunOptions(),
              components: Components | None = None) -> RunReport:
     """Generate (or resume, or partly regenerate) a story into ``out``."""
+    if torch.cuda.is_available():  # so that run.json reports this run's peak, not the process's
+        torch.cuda.reset_peak_memory_stats()
     return StoryRun(story, story_dir, out, options, components).execute()

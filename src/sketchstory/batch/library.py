@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from sketchstory.dist.cluster import Cluster, worker_pool
-from sketchstory.dist.pool import Worker, run_with_retries
-from sketchstory.library.build import BuildReport, Drawn, draw_run, job_label, plan_build, store_drawn
+from sketchstory.batch.cluster import Cluster, worker_pool
+from sketchstory.batch.pool import Worker, run_with_retries
 from sketchstory.library.prompts import Job, PromptsFile
 from sketchstory.library.store import Library
+from sketchstory.pipeline.library_build import BuildReport, Drawn, draw_run, job_label, plan_build, store_drawn
 
 if TYPE_CHECKING:
     from sketchstory.models import Stage1Model

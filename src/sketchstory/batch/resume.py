@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sketchstory.dist.inputs import StoryTask
+from sketchstory.batch.inputs import StoryTask
 from sketchstory.pipeline.conditions import PanelInputs, sketch_file
 from sketchstory.pipeline.runner import fingerprints, maga_config, panel_path
 from sketchstory.provenance import file_hash, read_png_meta
