@@ -74,7 +74,7 @@ class MagaSettings(_Doc):
 
     enabled: bool = True
     # Counted in SD1.5's 16 self-attention layers (execution order); mapped proportionally on
-    # other UNets, see attention.layers.active_layers.
+    # other UNets, see attention.layers.first_maga_layer.
     start_layer: int = Field(default=8, ge=0, le=16)
     # An int step index, or 'a/b': step a of b, scaled to the run's step count (thesis: 24/50).
     start_step: int | str = "24/50"
