@@ -46,14 +46,16 @@ class SketchOptions:
     device: str | None = None
 
     def __post_init__(self) -> None:
-        if self.candidates < 1:
-            raise ValueError(f"candidates {self.candidates}: ask for at least one candidate per panel")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps {self.steps}: give at least one denoising step")
-        if self.template is not None and "{prompt}" not in self.template:
-            raise ValueError(f"the prompt template {self.template!r} has no {{prompt}} placeholder for the panel's prompt")
-        if self.size is not None and any(side < 8 or side % 8 for side in self.size):
-            raise ValueError(f"generation size {self.size}: width and height must be multiples of 8")
+        checks = [  # (what is wrong, what to do), every problem reported at once
+            (self.candidates < 1, f"candidates {self.candidates}: ask for at least one candidate per panel"),
+            (self.steps is not None and self.steps < 1, f"steps {self.steps}: give at least one denoising step"),
+            (self.template is not None and "{prompt}" not in self.template,
+             f"the prompt template {self.template!r} has no {{prompt}} placeholder for the panel's prompt"),
+            (self.size is not None and any(side < 8 or side % 8 for side in self.size),
+             f"generation size {self.size}: width and height must be multiples of 8"),
+        ]
+        if problems := [message for wrong, message in checks if wrong]:
+            raise ValueError("; ".join(problems))
 
 
 @dataclass(frozen=True)
