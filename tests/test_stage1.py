@@ -20,6 +20,7 @@ from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from sketchstory import models
+from sketchstory.models import pipelines
 from sketchstory.models import DEMO_DIR, SKETCH_PREFIX, ModelLoadError, tiny_vae
 from sketchstory.pipeline import stage1
 from sketchstory.pipeline.stage1 import SketchOptions, generate_candidates
@@ -65,7 +66,7 @@ STORY = parse_story({
 
 @pytest.fixture(scope="module")
 def tiny_sd15() -> StableDiffusionPipeline:
-    return models.load_pipeline(models.SKETCH_REGISTRY["tiny"], "cpu")
+    return pipelines.load_pipeline(models.SKETCH_REGISTRY["tiny"], "cpu")
 
 
 def _pixels(path: Path) -> np.ndarray:
@@ -128,7 +129,7 @@ def test_seeds_prompts_and_sizes() -> None:
 
 
 def test_model_is_released_after_use(tmp_path: Path) -> None:
-    with models.Stage1Model(models.SKETCH_REGISTRY["tiny"], "cpu") as model:
+    with pipelines.Stage1Model(models.SKETCH_REGISTRY["tiny"], "cpu") as model:
         unet = weakref.ref(model.pipe.unet)
     gc.collect()
     assert unet() is None
@@ -138,18 +139,18 @@ def test_model_is_released_after_use(tmp_path: Path) -> None:
 
 def test_folders_load_as_their_class_and_missing_models_explain(tmp_path: Path, monkeypatch) -> None:
     tiny_sdxl().save_pretrained(tmp_path / "xl")
-    assert models.detect_kind(tmp_path / "xl") == "sdxl"
-    loaded = models.load_pipeline(models.resolve_sketch_model(str(tmp_path / "xl")), "cpu")
+    assert pipelines.detect_kind(tmp_path / "xl") == "sdxl"
+    loaded = pipelines.load_pipeline(models.resolve_sketch_model(str(tmp_path / "xl")), "cpu")
     assert isinstance(loaded, StableDiffusionXLPipeline)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for model in ("sdxl", "someone/line-art-xl"):
         with pytest.raises(ModelLoadError, match="huggingface-cli download .* --local-dir DIR"):
-            models.load_pipeline(models.resolve_sketch_model(model), "cpu")
+            pipelines.load_pipeline(models.resolve_sketch_model(model), "cpu")
     with pytest.raises(ModelLoadError, match="does not exist"):
-        models.load_pipeline(models.resolve_sketch_model(str(tmp_path / "nope.safetensors")), "cpu")
+        pipelines.load_pipeline(models.resolve_sketch_model(str(tmp_path / "nope.safetensors")), "cpu")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="could not load .* diffusers folder"):
-        models.load_pipeline(models.resolve_sketch_model(str(tmp_path / "empty")), "cpu")
+        pipelines.load_pipeline(models.resolve_sketch_model(str(tmp_path / "empty")), "cpu")
 
 
 def test_a_demo_layout_folder_loads_without_its_controlnet_and_uses_the_sketch_caption(tmp_path: Path) -> None:
@@ -163,7 +164,7 @@ def test_a_demo_layout_folder_loads_without_its_controlnet_and_uses_the_sketch_c
         requires_safety_checker=False,
     ).save_pretrained(tmp_path / "demo")
     spec = replace(models.SKETCH_REGISTRY["demo"], source=str(tmp_path / "demo"), native_size=32, steps=2)
-    with models.Stage1Model(spec, "cpu") as model:
+    with pipelines.Stage1Model(spec, "cpu") as model:
         assert type(model.pipe) is StableDiffusionPipeline and not hasattr(model.pipe, "controlnet")
         got = generate_candidates(model.pipe, spec, STORY, {1: tmp_path / "c"}, SketchOptions(1, progress=False))
     meta = read_png_meta(got[1][0].path)

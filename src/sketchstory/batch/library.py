@@ -22,7 +22,7 @@ from sketchstory.library.store import Library
 from sketchstory.pipeline.library_build import BuildReport, Drawn, draw_run, job_label, plan_build, store_drawn
 
 if TYPE_CHECKING:
-    from sketchstory.models import Stage1Model
+    from sketchstory.models.pipelines import Stage1Model
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class SketchWorker(Worker):
         self.loaded: Stage1Model | None = None
 
     def draw(self, item: tuple[list[Job], int]) -> DrawnRun:
-        from sketchstory.models import Stage1Model
+        from sketchstory.models.pipelines import Stage1Model
 
         run, size = item
         start = time.perf_counter()

@@ -36,13 +36,15 @@ def place(modules: Iterable[torch.nn.Module | None], device: torch.device, dtype
     """
     hook = None
     for module in (m.eval().requires_grad_(False) for m in modules if m is not None):
+        if next(module.parameters()).dtype != dtype:  # cast only when needed: diffusers warns on every cast
+            module.to(dtype)
         if offload and device.type == "cuda":
             from accelerate import cpu_offload_with_hook
 
             # In the order they run, so each hook offloads the previous model.
-            _, hook = cpu_offload_with_hook(module.to(dtype), device, prev_module_hook=hook)
+            _, hook = cpu_offload_with_hook(module, device, prev_module_hook=hook)
         else:
-            module.to(device, dtype)
+            module.to(device)
 
 
 def free_memory() -> None:

@@ -7,14 +7,19 @@ layers (down 2, mid 1, up 3), enough for MAGA's layer mapping to leave some plai
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from sketchstory.models.components import Components
 from sketchstory.models.device import place
 from sketchstory.models.specs import REGISTRY
 from sketchstory.tokenizer import clip_tokenizer
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
 
 HIDDEN = 32
 BLOCKS = (32, 64)
@@ -77,6 +82,8 @@ def tiny_components(device: torch.device, dtype: torch.dtype, *, with_controlnet
 
 def tiny_pipeline(device: torch.device, dtype: torch.dtype) -> StableDiffusionPipeline:
     """Stage 1's tiny model: the tiny parts as a text-to-image pipeline."""
+    from diffusers import StableDiffusionPipeline  # slow to import; only stage 1 needs it
+
     c = tiny_components(device, dtype, with_controlnet=False)
     return StableDiffusionPipeline(
         vae=c.vae, text_encoder=c.text_encoder, tokenizer=c.tokenizer, unet=c.unet,

@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from sketchstory.library.prompts import Job, PromptsFile, jobs
 from sketchstory.library.store import Library
-from sketchstory.models import Pipeline, SketchModelSpec, Stage1Model, resolve_sketch_model
+from sketchstory.models import SketchModelSpec, resolve_sketch_model
+from sketchstory.models.pipelines import Pipeline, Stage1Model
 from sketchstory.pipeline.stage1 import Candidate, SketchOptions, generate_candidates
 from sketchstory.provenance import read_png_meta
 from sketchstory.story import Story, parse_story

@@ -24,7 +24,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from sketchstory.lineart import DEFAULT_METHOD, Method, extract_lines
-from sketchstory.models import Kind, Pipeline, SketchModelSpec, Stage1Model, resolve_sketch_model
+from sketchstory.models import Kind, SketchModelSpec, resolve_sketch_model
+from sketchstory.models.pipelines import Pipeline, Stage1Model
 from sketchstory.provenance import save_png, versions
 from sketchstory.sketches import SketchError, normalize_sketch
 from sketchstory.story import Story
