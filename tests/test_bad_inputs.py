@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from sketchstory.pipeline import runner
-import sketchstory.ui.render as ui_render
+import sketchstory.models.cache as model_cache
 from badinputs import API, CHECK, CLI, NO_LINES, ODD_FORMATS, UI, Case, Inputs, corpus, story
 from conftest import write_story
 from sketchstory.cli import main
@@ -41,7 +41,7 @@ def offline_with_one_tiny_model(monkeypatch: pytest.MonkeyPatch, tiny) -> None:
         return tiny if spec.base == "tiny" and device in (None, "cpu") else real(spec, device, **kwargs)
 
     monkeypatch.setattr(runner, "load", load)
-    monkeypatch.setattr(ui_render, "load", load)
+    monkeypatch.setattr(model_cache, "load", load)
 
 
 def prepared(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Inputs:

@@ -18,12 +18,13 @@ from PIL import Image
 
 from conftest import write_story
 from sketchstory.cli import main
-from sketchstory.dist import cluster
-from sketchstory.dist.batch import run_batch
-from sketchstory.dist.cluster import Cluster
-from sketchstory.dist.inputs import read_tasks
-from sketchstory.dist.pool import Outcome, RayPool, Worker, run_with_retries
-from sketchstory.library import Library, build_library, load_prompts
+from sketchstory.batch import cluster
+from sketchstory.batch.stories import run_batch
+from sketchstory.batch.cluster import Cluster
+from sketchstory.batch.inputs import read_tasks
+from sketchstory.batch.pool import Outcome, RayPool, Worker, run_with_retries
+from sketchstory.library import Library, load_prompts
+from sketchstory.pipeline.library_build import build_library
 
 GOOD = ("castle", "forest", "shore")
 RETRIES = 1

@@ -11,7 +11,7 @@ from sketchstory.demo.gate import _ProbeRun, describe
 
 
 def _run() -> _ProbeRun:
-    run = _ProbeRun(MAGAConfig(policy=MemoryPolicy(), start_layer=0, start_step=0))
+    run = _ProbeRun(MAGAConfig(policy=MemoryPolicy(), first_layer=0, start_step=0))
     run.state = MAGAState(step=3, panels=(0,), branches=1, latent_hw=(4, 4))
     return run
 

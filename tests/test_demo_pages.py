@@ -43,8 +43,8 @@ def test_joint_page_panel_one_attends_as_maga_makes_it():
     MAGA's `all` in batched mode; panel 0 also sees panel 1 (MAGA's panel 0 sees only itself)."""
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 2, 16, 8, generator=gen) for _ in range(3))  # (panels, heads, tokens, dim)
-    page = PageRun(MAGAConfig(policy=parse_policy("none")), joint=torch.tensor([True]))
-    run = MAGARun(MAGAConfig(policy=parse_policy("all"), start_layer=0, start_step=0))
+    page = PageRun(MAGAConfig(policy=parse_policy("none"), first_layer=0), joint=torch.tensor([True]))
+    run = MAGARun(MAGAConfig(policy=parse_policy("all"), first_layer=0, start_step=0))
     run.state = MAGAState(step=0, panels=(0, 1), branches=1, latent_hw=(4, 4))
     paged, maga = page.attend(0, q, k, v), run.attend(0, q, k, v)
     assert torch.allclose(paged[1], maga[1], atol=1e-6)

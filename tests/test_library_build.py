@@ -10,7 +10,8 @@ import pytest
 
 from sketchstory.cli import run
 from sketchstory.commands.library import register
-from sketchstory.library import Library, build_library, load_prompts
+from sketchstory.library import Library, load_prompts
+from sketchstory.pipeline.library_build import build_library
 from sketchstory.library.index import Index
 
 PROMPTS = {

@@ -32,7 +32,8 @@ def make_jobs(tiny, n=4, control_every=True):
 
 
 def new_run(tiny, conds, memory="all", **kw):
-    run = MAGARun(MAGAConfig(policy=parse_policy(memory), start_layer=8, start_step=1, **kw), conditions=conds)
+    # SD1.5's start layer 8 is the tiny UNet's layer 3 of 6 (see test_layers_counted_in_execution_order).
+    run = MAGARun(MAGAConfig(policy=parse_policy(memory), first_layer=3, start_step=1, **kw), conditions=conds)
     install(tiny.unet, run)
     return run
 
@@ -55,7 +56,7 @@ def test_layers_counted_in_execution_order(tiny):
 
 
 def test_empty_memory_equals_diffusers_attention_on_every_layer(tiny):
-    run = MAGARun(MAGAConfig(policy=parse_policy("all"), start_layer=0, start_step=0))
+    run = MAGARun(MAGAConfig(policy=parse_policy("all"), first_layer=0, start_step=0))
     modules = dict(tiny.unet.named_modules())
     for i, name in enumerate(self_attention_layers(list(tiny.unet.attn_processors))):
         attn = modules[name.removesuffix(".processor")]
@@ -134,10 +135,10 @@ def test_memory_bytes_follow_policy_and_budget(tiny):
         run = new_run(tiny, conds, memory=memory, token_budget=budget)
         per_panel = []
         for j in jobs:
+            before = run.memory.nbytes()
             denoise(tiny, [j], SAMPLING, run, write=frozenset({j.index}))
-            per_panel.append(run.memory.nbytes(j.index))
-            keep = {m for m in run.memory.panels() if run.config.policy.retains(m, j.index + 1)}
-            run.memory.drop(run.memory.panels() - keep)
+            per_panel.append(run.memory.nbytes() - before)
+            run.memory.drop(run.memory.panels() - set(run.config.policy.sources(j.index + 1)))  # as the runner does
         assert len(set(per_panel)) == 1  # every panel costs the same
         sizes[(memory, budget)] = (per_panel[0], run.memory.peak_bytes, run.memory.panels())
     full, peak_all, _ = sizes[("all", None)]
@@ -157,9 +158,9 @@ def test_layer_shapes_predict_the_bank_and_a_byte_cap_holds(tiny):
     run = new_run(tiny, conds, memory="all", token_budget=20)
     sequential(tiny, jobs, run)
     steps = SAMPLING.steps - run.config.start_step
-    assert run.memory.nbytes(0) == panel_bytes(shapes, run.first_layer, steps, 2, 4, 20)
-    cap = 3 * panel_bytes(shapes, run.first_layer, steps, 2, 4, 50) - 1
-    budget = fit_token_budget(shapes, 8, steps, 2, 4, retained_panels(run.config.policy, 4), cap, None)
+    assert run.memory.nbytes() == 3 * panel_bytes(shapes, run.config.first_layer, steps, 2, 4, 20)
+    cap = 3 * panel_bytes(shapes, run.config.first_layer, steps, 2, 4, 50) - 1
+    budget = fit_token_budget(shapes, run.config.first_layer, steps, 2, 4, retained_panels(run.config.policy, 4), cap, None)
     assert budget == 49  # the largest that fits under the cap
     capped = new_run(tiny, conds, memory="all", token_budget=budget)
     four = make_jobs(tiny, 4)[0]

@@ -12,7 +12,7 @@ from sketchstory.attention.policy import parse_policy
 
 
 def _run(strength: float, gain: float = 0.0, conditions: dict[int, torch.Tensor] | None = None) -> MAGARun:
-    run = MAGARun(MAGAConfig(policy=parse_policy("all"), strength=strength, gain=gain))
+    run = MAGARun(MAGAConfig(policy=parse_policy("all"), first_layer=0, strength=strength, gain=gain))
     run.conditions = conditions or {n: torch.ones(8) for n in range(4)}
     return run
 

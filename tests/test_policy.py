@@ -23,15 +23,10 @@ def test_decay_forgets_softly_then_drops() -> None:
     assert policy.log_weight(10, 7) == pytest.approx(2 * -0.6931, abs=1e-3)
 
 
-def test_bounded_policies_release_old_panels() -> None:
-    policy = parse_policy("anchors:0+window:2")
-    assert policy.retains(0, 100) and policy.retains(98, 100) and not policy.retains(97, 100)
-    assert parse_policy("all").retains(0, 10**6)
-
-
 def test_closure_follows_chains() -> None:
     assert parse_policy("window:1").closure([5]) == [0, 1, 2, 3, 4]
     assert parse_policy("anchors:0").closure([5]) == [0]
+    assert parse_policy("window:1").closure([5], at_hand={3}.__contains__) == [3, 4]  # 3's memory is saved
 
 
 @pytest.mark.parametrize("bad", ["window:0", "windows:2", "anchors:a", "decay:1.5", "all:3", ""])

@@ -19,13 +19,13 @@ from diffusers import (
 from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from sketchstory.demo.world import SKETCH_PREFIX
-from sketchstory.models import DEMO_DIR, ModelLoadError
+from sketchstory import models
+from sketchstory.models import pipelines
+from sketchstory.models import DEMO_DIR, SKETCH_PREFIX, ModelLoadError, tiny_vae
 from sketchstory.pipeline import stage1
-from sketchstory.pipeline.stage1 import SketchOptions, Stage1Model, generate_candidates
+from sketchstory.pipeline.stage1 import SketchOptions, generate_candidates
 from sketchstory.provenance import read_png_meta
 from sketchstory.story import parse_story
-from sketchstory.tiny import tiny_vae
 from sketchstory.tokenizer import clip_tokenizer
 
 FAST = SketchOptions(candidates=2, keep_pictures=True, progress=False)
@@ -66,7 +66,7 @@ STORY = parse_story({
 
 @pytest.fixture(scope="module")
 def tiny_sd15() -> StableDiffusionPipeline:
-    return stage1.load_pipeline(stage1.REGISTRY["tiny"], "cpu")
+    return pipelines.load_pipeline(models.SKETCH_REGISTRY["tiny"], "cpu")
 
 
 def _pixels(path: Path) -> np.ndarray:
@@ -76,7 +76,7 @@ def _pixels(path: Path) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["sd15", "sdxl"])
 def test_candidates_are_sketches_with_seeds_reproducible_and_distinct(kind: str, tiny_sd15, tmp_path: Path) -> None:
     pipe = tiny_sd15 if kind == "sd15" else tiny_sdxl()
-    spec = stage1.REGISTRY["tiny"]
+    spec = models.SKETCH_REGISTRY["tiny"]
     folders = {0: tmp_path / "a" / "panel_00", 1: tmp_path / "a" / "panel_01"}
     got = generate_candidates(pipe, spec, STORY, folders, FAST)
     assert sorted(got) == [0, 1] and all(len(c) == 2 for c in got.values())
@@ -89,7 +89,7 @@ def test_candidates_are_sketches_with_seeds_reproducible_and_distinct(kind: str,
     assert meta["pipeline"] == type(pipe).__name__
     assert meta["prompt"].startswith("the wizard in a forest, in a red cape, clean black and white line art")
     assert "oil painting" not in meta["prompt"]
-    assert meta["negative_prompt"] == stage1.LINEART_NEGATIVE
+    assert meta["negative_prompt"] == models.LINEART_NEGATIVE
     # Candidate 1 of panel 0 again, alone: same seed, same pixels, whatever K was.
     again = generate_candidates(pipe, spec, STORY.with_panels(STORY.panels[:1]), {0: tmp_path / "b"},
                                 SketchOptions(candidates=2, keep_pictures=True, progress=False))
@@ -121,7 +121,7 @@ def test_seeds_prompts_and_sizes() -> None:
     assert stage1.generation_size(1024, 512, 512, 64) == (1024, 1024)
     w, h = stage1.generation_size(1024, 768, 512, 64)
     assert (w % 64, h % 64) == (0, 0) and abs(w / h - 1.5) < 0.1 and 0.9 < w * h / 1024**2 < 1.1
-    assert stage1.default_model("demo") == "demo" and stage1.default_model("sd15") == "sdxl"
+    assert models.default_sketch_model("demo") == "demo" and models.default_sketch_model("sd15") == "sdxl"
     with pytest.raises(ValueError, match="placeholder"):
         SketchOptions(template="line art")
     with pytest.raises(ValueError, match="at least one candidate"):
@@ -129,7 +129,7 @@ def test_seeds_prompts_and_sizes() -> None:
 
 
 def test_model_is_released_after_use(tmp_path: Path) -> None:
-    with Stage1Model(stage1.REGISTRY["tiny"], "cpu") as model:
+    with pipelines.Stage1Model(models.SKETCH_REGISTRY["tiny"], "cpu") as model:
         unet = weakref.ref(model.pipe.unet)
     gc.collect()
     assert unet() is None
@@ -139,34 +139,32 @@ def test_model_is_released_after_use(tmp_path: Path) -> None:
 
 def test_folders_load_as_their_class_and_missing_models_explain(tmp_path: Path, monkeypatch) -> None:
     tiny_sdxl().save_pretrained(tmp_path / "xl")
-    assert stage1.detect_kind(tmp_path / "xl") == "sdxl"
-    loaded = stage1.load_pipeline(stage1.resolve_model(str(tmp_path / "xl")), "cpu")
+    assert pipelines.detect_kind(tmp_path / "xl") == "sdxl"
+    loaded = pipelines.load_pipeline(models.resolve_sketch_model(str(tmp_path / "xl")), "cpu")
     assert isinstance(loaded, StableDiffusionXLPipeline)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for model in ("sdxl", "someone/line-art-xl"):
         with pytest.raises(ModelLoadError, match="huggingface-cli download .* --local-dir DIR"):
-            stage1.load_pipeline(stage1.resolve_model(model), "cpu")
+            pipelines.load_pipeline(models.resolve_sketch_model(model), "cpu")
     with pytest.raises(ModelLoadError, match="does not exist"):
-        stage1.load_pipeline(stage1.resolve_model(str(tmp_path / "nope.safetensors")), "cpu")
+        pipelines.load_pipeline(models.resolve_sketch_model(str(tmp_path / "nope.safetensors")), "cpu")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="could not load .* diffusers folder"):
-        stage1.load_pipeline(stage1.resolve_model(str(tmp_path / "empty")), "cpu")
+        pipelines.load_pipeline(models.resolve_sketch_model(str(tmp_path / "empty")), "cpu")
 
 
 def test_a_demo_layout_folder_loads_without_its_controlnet_and_uses_the_sketch_caption(tmp_path: Path) -> None:
     """The demo model's folder is a ControlNet pipeline (train.export); stage 1 needs only its UNet."""
     from diffusers import DDIMScheduler, StableDiffusionControlNetPipeline
 
-    from sketchstory.models import load
-
-    c = load(stage1.STAGE2_REGISTRY["tiny"], "cpu")
+    c = models.load(models.REGISTRY["tiny"], "cpu")
     StableDiffusionControlNetPipeline(
         vae=c.vae, text_encoder=c.text_encoder, tokenizer=c.tokenizer, unet=c.unet, controlnet=c.controlnet,
         scheduler=DDIMScheduler.from_config(c.scheduler_config), safety_checker=None, feature_extractor=None,
         requires_safety_checker=False,
     ).save_pretrained(tmp_path / "demo")
-    spec = replace(stage1.REGISTRY["demo"], source=str(tmp_path / "demo"), native_size=32, steps=2)
-    with Stage1Model(spec, "cpu") as model:
+    spec = replace(models.SKETCH_REGISTRY["demo"], source=str(tmp_path / "demo"), native_size=32, steps=2)
+    with pipelines.Stage1Model(spec, "cpu") as model:
         assert type(model.pipe) is StableDiffusionPipeline and not hasattr(model.pipe, "controlnet")
         got = generate_candidates(model.pipe, spec, STORY, {1: tmp_path / "c"}, SketchOptions(1, progress=False))
     meta = read_png_meta(got[1][0].path)

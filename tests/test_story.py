@@ -51,6 +51,20 @@ def test_start_step_fraction_scales_with_steps() -> None:
     assert story.settings.maga.resolved_start_step(50) == 24
 
 
+def test_with_settings_changes_named_settings_and_validates_them() -> None:
+    story = parse_story(doc())
+    changed = story.with_settings({"steps": 20, "maga.start_step": " 12 ", "maga.memory": "all"})
+    assert (changed.settings.steps, changed.settings.maga.start_step, changed.settings.maga.memory) == (20, 12, "all")
+    assert changed.panels == story.panels and story.settings.steps == 30
+    assert story.with_settings({"maga": {"enabled": False}}).settings.maga.start_layer == 8  # replaced whole
+    with pytest.raises(StoryError, match="flags: invalid story:\n  - settings.steps: Input should be greater"):
+        story.with_settings({"steps": 0}, "flags")
+    with pytest.raises(StoryError, match="settings.colour.hue: there is no such setting"):
+        story.with_settings({"colour.hue": 1})
+    with pytest.raises(StoryError, match="maga.nope: unknown field"):
+        story.with_settings({"maga.nope": 1})
+
+
 def test_unknown_version_and_non_object_are_refused() -> None:
     with pytest.raises(StoryError, match="version 2"):
         parse_story(doc(version=2))

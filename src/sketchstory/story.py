@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from fractions import Fraction
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -73,7 +74,7 @@ class MagaSettings(_Doc):
 
     enabled: bool = True
     # Counted in SD1.5's 16 self-attention layers (execution order); mapped proportionally on
-    # other UNets, see attention.layers.active_layers.
+    # other UNets, see attention.layers.first_maga_layer.
     start_layer: int = Field(default=8, ge=0, le=16)
     # An int step index, or 'a/b': step a of b, scaled to the run's step count (thesis: 24/50).
     start_step: int | str = "24/50"
@@ -90,6 +91,8 @@ class MagaSettings(_Doc):
     @field_validator("start_step", mode="before")
     @classmethod
     def _check_start_step(cls, v: Any) -> int | str:
+        if isinstance(v, str) and v.strip().isdecimal():  # "24" typed on a command line or in a form
+            v = int(v)
         if isinstance(v, bool) or not isinstance(v, int | str):
             raise ValueError(f"start_step {v!r}: give an int step or a fraction 'a/b' with a <= b, e.g. '24/50'")
         _parse_start_step(v)
@@ -195,6 +198,24 @@ class Story(_Doc):
 
     def with_panels(self, panels: list[Panel] | tuple[Panel, ...]) -> Story:
         return self.model_copy(update={"panels": tuple(panels)})
+
+    def with_settings(self, changes: Mapping[str, Any], source: str | None = None) -> Story:
+        """This story with some settings changed, validated again (``StoryError`` lists every problem).
+
+        Keys name settings, ``maga.<name>`` for MAGA's, e.g. ``{"steps": 20, "maga.start_step": "12/50"}``;
+        ``"maga"`` replaces the MAGA settings whole. Every caller (command line, web form, evaluation)
+        changes settings this way, so a new setting needs no code beyond its field.
+        """
+        data = self.model_dump(mode="json", by_alias=True)
+        for key, value in changes.items():
+            *parents, name = key.split(".")
+            target = data["settings"]
+            for part in parents:
+                if not isinstance(target.get(part), dict):
+                    raise StoryError([f"settings.{key}: there is no such setting"], source)
+                target = target[part]
+            target[name] = value
+        return parse_story(data, source)
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sketchstory.attention.layers import first_maga_layer, self_attention_layers
+from sketchstory.attention.layers import self_attention_layers
 from sketchstory.attention.policy import MemoryPolicy
 
 
@@ -51,13 +51,12 @@ def panel_bytes(shapes: list[LayerShape], first_layer: int, maga_steps: int, bra
     return 2 * branches * maga_steps * element * per_step
 
 
-def fit_token_budget(shapes: list[LayerShape], start_layer: int, maga_steps: int, branches: int, element: int,
+def fit_token_budget(shapes: list[LayerShape], first_layer: int, maga_steps: int, branches: int, element: int,
                      retained: int, max_bytes: int, token_budget: int | None) -> int | None:
     """The largest token budget (at most ``token_budget``) whose bank fits ``max_bytes``."""
-    first = first_maga_layer(start_layer, len(shapes))
 
     def total(budget: int | None) -> int:
-        return retained * panel_bytes(shapes, first, maga_steps, branches, element, budget)
+        return retained * panel_bytes(shapes, first_layer, maga_steps, branches, element, budget)
 
     if total(token_budget) <= max_bytes:
         return token_budget

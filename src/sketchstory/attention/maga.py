@@ -1,6 +1,6 @@
 """The MAGA attention processor and the per-run controller that owns its memory.
 
-For panel n at a MAGA layer l >= start_layer and step t >= start_step (DESIGN.md's reading of
+For panel n at a MAGA layer l >= first_layer and step t >= start_step (docs/maga.md's reading of
 thesis eq. 4.1-4.3):
 
     out = softmax(Q_n [K_n; K_m...]^T / sqrt(d) + B) [V_n; V_m...]     m in policy.sources(n)
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from sketchstory.attention.layers import first_maga_layer, self_attention_layers
+from sketchstory.attention.layers import self_attention_layers
 from sketchstory.attention.memory import MemoryBank
 from sketchstory.attention.policy import MemoryPolicy
 from sketchstory.attention.tokens import select_tokens
@@ -36,7 +36,7 @@ from sketchstory.attention.tokens import select_tokens
 @dataclass(frozen=True)
 class MAGAConfig:
     policy: MemoryPolicy
-    start_layer: int = 8  # in SD1.5's 16 self-attention layers, see layers.py
+    first_layer: int  # in this UNet's self-attention layers, mapped from SD1.5's (layers.first_maga_layer)
     start_step: int = 24  # denoising iteration index, already scaled to the run's steps
     strength: float = 0.0  # lambda of the condition bias; 0 = plain shared attention
     tau: float = 0.1
@@ -65,11 +65,10 @@ class MAGARun:
     conditions: dict[int, torch.Tensor] = field(default_factory=dict)  # pooled condition c_n
     subject_masks: dict[int, torch.Tensor] = field(default_factory=dict)  # (H, W) bool, latent res
     state: MAGAState = field(default_factory=MAGAState)
-    first_layer: int = 0
     calls: int = 0  # MAGA (not plain) attention calls, so tests can check that MAGA fired
 
     def is_active(self, layer: int) -> bool:
-        return layer >= self.first_layer and self.state.step >= self.config.start_step
+        return layer >= self.config.first_layer and self.state.step >= self.config.start_step
 
     def bias(self, n: int, sources: tuple[int, ...]) -> list[float]:
         """Per-source logit bias: condition similarity (eq. 4.1-4.2), forgetting and the gain."""
@@ -185,7 +184,6 @@ def install(unet: torch.nn.Module, run: MAGARun) -> dict[str, object]:
     """
     previous = dict(unet.attn_processors)
     layers = self_attention_layers(list(previous))
-    run.first_layer = first_maga_layer(run.config.start_layer, len(layers))
     index = {name: i for i, name in enumerate(layers)}
     unet.set_attn_processor(
         {name: MAGAProcessor(run, index[name]) if name in index else AttnProcessor2_0() for name in previous}

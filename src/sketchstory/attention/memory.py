@@ -46,18 +46,12 @@ class MemoryBank:
     def panels(self) -> set[int]:
         return {p for p, _, _ in self._kv}
 
-    def nbytes(self, panel: int | None = None) -> int:
-        if panel is None:
-            return self._bytes
-        return sum(_size(k, v) for (p, _, _), (k, v) in self._kv.items() if p == panel)
+    def nbytes(self) -> int:
+        return self._bytes
 
     def drop(self, panels: set[int]) -> None:
         self._kv = {key: kv for key, kv in self._kv.items() if key[0] not in panels}
         self._bytes = sum(_size(k, v) for k, v in self._kv.values())
-
-    def clear(self) -> None:
-        self._kv.clear()
-        self._bytes = 0
 
     # --- persistence, so incremental runs need not recompute earlier panels ----------------
 

@@ -15,6 +15,7 @@ Every policy but ``all`` reads a bounded number of panels, so time and memory st
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 DECAY_CUTOFF = 0.05
@@ -55,12 +56,11 @@ class MemoryPolicy:
             return 0.0
         return math.log(self.decay) * (n - 1 - m)
 
-    def retains(self, m: int, next_panel: int) -> bool:
-        """Whether panel m can still be read by panel ``next_panel`` or any later one."""
-        return self.all or m in self.anchors or next_panel - m <= self.span
+    def closure(self, targets: Iterable[int], at_hand: Callable[[int], bool] = lambda m: False) -> list[int]:
+        """Every panel whose memory the targets need, directly or through their sources, ascending.
 
-    def closure(self, targets: set[int] | list[int]) -> list[int]:
-        """Every panel whose memory the targets need, directly or through their sources, ascending."""
+        A panel whose memory is ``at_hand`` (saved by an earlier run) is needed, its sources are not.
+        """
         need: set[int] = set()
         todo = list(targets)
         while todo:
@@ -68,7 +68,8 @@ class MemoryPolicy:
             for m in self.sources(n):
                 if m not in need:
                     need.add(m)
-                    todo.append(m)
+                    if not at_hand(m):
+                        todo.append(m)
         return sorted(need)
 
 

@@ -16,8 +16,7 @@ from torch.nn import init
 from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from sketchstory.models import Components, ModelSpec
-from sketchstory.tiny import tiny_scheduler_config
+from sketchstory.models import Components, ModelSpec, place, tiny_scheduler_config
 from sketchstory.tokenizer import clip_tokenizer
 
 _BLOCKS = (320, 640, 1280, 1280)
@@ -109,9 +108,6 @@ def sd15_components(device: torch.device, dtype: torch.dtype, seed: int = 0) -> 
     torch.manual_seed(seed)
     with _block_initialisers(seed):
         modules = [sd15_text_encoder(), sd15_unet(), sd15_vae(), sd15_controlnet()]
-    for m in modules:
-        m.to(device).eval().requires_grad_(False)
-        if dtype != torch.float32:
-            m.to(dtype)
+    place(modules, device, dtype)
     te, unet, vae, cn = modules
     return Components(clip_tokenizer(), te, unet, vae, cn, tiny_scheduler_config(), device, dtype, SPEC)

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
 from sketchstory.atomic import atomic_write_text
 from sketchstory.demo import world
@@ -56,8 +55,6 @@ def bench_story(folder: Path, n_panels: int, size: int, steps: int, scenario: Sc
 def measure(components: Components, n_panels: int, size: int, steps: int, scenario: Scenario) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         story, story_dir = bench_story(Path(tmp) / "story", n_panels, size, steps, scenario)
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
         t0, c0 = time.perf_counter(), time.process_time()
         report = generate(story, story_dir, Path(tmp) / "out", RunOptions(progress=False), components)
         seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0

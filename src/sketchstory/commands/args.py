@@ -20,3 +20,11 @@ def size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, e.g. 512x512") from None
     return w, h
+
+
+class SizeAction(argparse.Action):
+    """Stores ``--size`` as the ``width`` and ``height`` settings; a single number N means N x N."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        namespace.width, namespace.height = values if isinstance(values, tuple) else (values, values)

@@ -13,11 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sketchstory.errors import EXIT_INTERRUPTED
+
 
 def register(subparsers: Any) -> None:
     """Add ``batch`` to the ``sketchstory`` subparsers."""
-    from sketchstory.cli import add_settings_args
-    from sketchstory.dist.cluster import add_cluster_args
+    from sketchstory.commands.settings import add_settings_args
+    from sketchstory.batch.cluster import add_cluster_args
 
     p = subparsers.add_parser(
         "batch", help="render many stories (a folder or JSONL) on Ray workers: retried, resumable, reported",
@@ -38,13 +40,14 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from sketchstory.cli import EXIT_INTERRUPTED, apply_settings_args
-    from sketchstory.dist.batch import run_batch
-    from sketchstory.dist.cluster import cluster_from_args
-    from sketchstory.dist.inputs import REPORT_NAME, read_tasks, with_story
+    from sketchstory.commands.settings import settings_overrides
+    from sketchstory.batch.stories import run_batch
+    from sketchstory.batch.cluster import cluster_from_args
+    from sketchstory.batch.inputs import REPORT_NAME, read_tasks, with_story
 
     cluster = cluster_from_args(args)
-    tasks = with_story(read_tasks(args.input), lambda story: apply_settings_args(story, args))
+    changes = settings_overrides(args)
+    tasks = with_story(read_tasks(args.input), lambda story: story.with_settings(changes, "command-line settings"))
     try:
         report = run_batch(tasks, args.out, cluster, retries=args.retries, library=args.library,
                            keep_memory=args.keep_memory, progress=not args.quiet)

@@ -14,6 +14,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from sketchstory.commands.args import SizeAction
+from sketchstory.commands.settings import settings_overrides
+
 ACTIONS = ("baselines", "ablation", "import")
 
 
@@ -61,7 +64,7 @@ def generation_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("--model", help="override the stories' model (registry name, hub id, folder)")
     p.add_argument("--controlnet", help="override the stories' ControlNet")
-    p.add_argument("--size", type=int, help="override width and height")
+    p.add_argument("--size", type=int, action=SizeAction, help="override width and height")
     p.add_argument("--steps", type=int, help="override the number of denoising steps")
     p.add_argument("--resume", action="store_true", help="keep finished panels whose inputs did not change")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
@@ -102,12 +105,6 @@ def import_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = {"model": args.model, "controlnet": args.controlnet, "steps": args.steps,
-            "width": args.size, "height": args.size}
-    return {k: v for k, v in keys.items() if v is not None}
-
-
 def _run_options(args: argparse.Namespace):  # -> RunOptions; imports stay lazy so `--help` is fast
     from sketchstory.pipeline.runner import RunOptions
 
@@ -138,7 +135,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 def cmd_baselines(args: argparse.Namespace) -> int:
     from sketchstory.eval.baselines import run_baselines
 
-    runs = run_baselines(args.stories, args.out, args.systems, _overrides(args), _run_options(args),
+    runs = run_baselines(args.stories, args.out, args.systems, settings_overrides(args), _run_options(args),
                          on_run=None if args.quiet else lambda system, story: print(f"{system}: {story}", flush=True))
     print(f"{len(runs)} run(s) -> {args.out}; score them with: sketchstory eval {args.out} -o REPORT_DIR")
     return 0
@@ -151,7 +148,7 @@ def cmd_ablation(args: argparse.Namespace) -> int:
         layers = [int(x) for x in args.layers]
     except ValueError:
         raise ValueError(f"--layers {','.join(args.layers)}: give layer numbers 0..16, like 0,4,8,12") from None
-    grid = run_ablation(_story_file(args.story), args.out, layers, args.start_steps, _overrides(args),
+    grid = run_ablation(_story_file(args.story), args.out, layers, args.start_steps, settings_overrides(args),
                         _run_options(args), on_cell=None if args.quiet else lambda c: print(c, flush=True))
     print(f"ablation grid: {grid}; score the cells with: sketchstory eval {args.out / 'cells'} -o REPORT_DIR")
     return 0

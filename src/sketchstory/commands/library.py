@@ -12,16 +12,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sketchstory.errors import EXIT_INPUT, EXIT_INTERRUPTED, CliError
+
 if TYPE_CHECKING:
     from sketchstory.library import Filters, Library
 
-# The CLI's codes: "bad input" (some input files could not be used) and "interrupted".
-EXIT_FAILED_FILES, EXIT_INTERRUPTED = 2, 130
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``library`` and its subcommands to the ``sketchstory`` subparsers."""
-    from sketchstory.dist.cluster import add_cluster_args
+    from sketchstory.batch.cluster import add_cluster_args
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--library", type=Path, metavar="DIR",
@@ -91,8 +91,8 @@ def _filters(args: argparse.Namespace, ids: tuple[str, ...] = ()) -> Filters:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from sketchstory.cli import CliError
-    from sketchstory.library import Library, build_library, library_path, load_prompts
+    from sketchstory.library import Library, library_path, load_prompts
+    from sketchstory.pipeline.library_build import build_library
 
     prompts = load_prompts(args.prompts)
     root = library_path(args.library)
@@ -103,8 +103,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     with Library.writer(root, side=args.side) as library:
         try:
             if distributed:
-                from sketchstory.dist.cluster import cluster_from_args
-                from sketchstory.dist.library import build_library_distributed
+                from sketchstory.batch.cluster import cluster_from_args
+                from sketchstory.batch.library import build_library_distributed
 
                 report = build_library_distributed(library, prompts, args.model, cluster_from_args(args),
                                                    candidates=args.candidates, sundry_candidates=args.sundry_candidates,
@@ -142,7 +142,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(f"{len(report.added)} drawing(s) added, {len(report.duplicates)} already there, "
           f"{len(report.failed)} unusable -> {root}")
-    return EXIT_FAILED_FILES if report.failed else 0
+    return EXIT_INPUT if report.failed else 0  # some files could not be used
 
 
 def cmd_list(args: argparse.Namespace) -> int:

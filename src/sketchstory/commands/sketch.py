@@ -41,13 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_sketch(args: argparse.Namespace) -> int:
     from sketchstory.lineart import METHODS
+    from sketchstory.models import default_sketch_model
     from sketchstory.panels import choose_candidate
     from sketchstory.pipeline.stage1 import (
         Candidate,
         SketchOptions,
         candidate_folder,
         default_choice,
-        default_model,
         sketch_story,
     )
     from sketchstory.story import StoryError, load_story, save_story
@@ -67,7 +67,7 @@ def cmd_sketch(args: argparse.Namespace) -> int:
     if not todo:
         return 0
     folders = {i: candidate_folder(out, i) for i in todo}
-    model = args.model or default_model(story.settings.model)
+    model = args.model or default_sketch_model(story.settings.model)
     options = SketchOptions(candidates=args.candidates, steps=args.steps, guidance=args.guidance,
                             template=args.template, negative=args.negative, size=args.size, method=args.lines,
                             keep_pictures=args.keep_pictures, progress=not args.quiet, device=args.device)

@@ -18,7 +18,8 @@ import torch
 from tqdm import tqdm
 
 from sketchstory.atomic import atomic_path
-from sketchstory.demo.world import SKETCH_PREFIX, make_story
+from sketchstory.demo.world import make_story
+from sketchstory.models import SKETCH_PREFIX
 
 # Stage 2 feeds the ControlNet the Canny edges of the sketch with these thresholds (white on black).
 CANNY_LOW, CANNY_HIGH = 100, 200

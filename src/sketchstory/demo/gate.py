@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sketchstory.attention.layers import first_maga_layer
 from sketchstory.attention.maga import MAGAConfig, MAGARun, install
 from sketchstory.attention.policy import MemoryPolicy
 from sketchstory.demo import world
@@ -82,7 +83,7 @@ def _render(components: Components, run: _ProbeRun, prompt: str, sketch: np.ndar
 
 
 def run_gate(components: Components, n_stories: int = 12, seed: int = 900_000) -> dict:
-    run = _ProbeRun(MAGAConfig(policy=MemoryPolicy(), start_layer=0, start_step=0))
+    run = _ProbeRun(MAGAConfig(policy=MemoryPolicy(), first_layer=0, start_step=0))
     previous = install(components.unet, run)
     plain, copied = [], []
     for k in range(n_stories):
@@ -97,7 +98,7 @@ def run_gate(components: Components, n_stories: int = 12, seed: int = 900_000) -
     components.unet.set_attn_processor(previous)
     layers = sorted(run.tokens)
     finest = max(run.tokens.values())
-    first_maga = math.ceil(DEFAULT_START_LAYER * len(layers) / 16)
+    first_maga = first_maga_layer(DEFAULT_START_LAYER, len(layers))
     gated = [layer for layer in layers if layer >= first_maga and run.tokens[layer] == finest]
     per_layer = {layer: round(float(np.mean(run.sharpness[layer])), 3) for layer in layers}
     sharpness = float(np.mean([per_layer[layer] for layer in gated]))

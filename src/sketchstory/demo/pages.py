@@ -48,7 +48,7 @@ class PageRun(MAGARun):
 
 def install_page_attention(unet: torch.nn.Module) -> PageRun:
     """MAGA's processor plumbing on every ``attn1``, driven by a PageRun; returns the run."""
-    page = PageRun(MAGAConfig(policy=MemoryPolicy()))
+    page = PageRun(MAGAConfig(policy=MemoryPolicy(), first_layer=0))
     names = [n for n in unet.attn_processors if n.endswith("attn1.processor")]
     unet.set_attn_processor({n: MAGAProcessor(page, names.index(n)) if n in names else AttnProcessor2_0()
                              for n in unet.attn_processors})

@@ -18,6 +18,7 @@ import numpy as np
 from sketchstory.demo.figures import FIGURES, HIDDEN_PARTS, Frame
 from sketchstory.demo.painter import RGB, Painter
 from sketchstory.demo.scenery import SETTING_PHRASES, SETTINGS
+from sketchstory.models import SKETCH_PREFIX
 
 # Colours are far apart in CIELAB (see consistency.py) so that a read-back colour names one of them.
 COLOURS: dict[str, RGB] = {
@@ -31,7 +32,6 @@ COLOURS: dict[str, RGB] = {
 KINDS: tuple[str, ...] = tuple(FIGURES)
 POSES: tuple[str, ...] = ("standing", "walking", "jumping")
 POSITIONS: tuple[str, ...] = ("left", "middle", "right")
-SKETCH_PREFIX = "a line sketch of "
 
 _DESCRIPTIONS = {
     "wizard": "wizard in a {} robe",

@@ -8,7 +8,6 @@ rows are start steps, columns start layers, as in the thesis.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections.abc import Callable
@@ -18,10 +17,11 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from sketchstory.atomic import atomic_write_text
-from sketchstory.eval.baselines import THESIS_MAGA, ComponentCache, generate_run, story_name, with_settings
+from sketchstory.eval.baselines import SOURCE, THESIS_MAGA
 from sketchstory.eval.runs import open_rgb
-from sketchstory.models import Components
-from sketchstory.pipeline.runner import RunOptions, panel_path
+from sketchstory.models import ComponentCache, Components
+from sketchstory.pipeline.runner import RunOptions, generate, panel_path
+from sketchstory.pipeline.story_files import story_name
 from sketchstory.provenance import save_png
 from sketchstory.story import load_story
 
@@ -70,28 +70,24 @@ def compose_grid(cells: list[list[list[Image.Image]]], row_labels: list[str], co
     return grid
 
 
-def _set_maga(maga: dict[str, Any], settings: dict[str, Any]) -> None:
-    settings["maga"].update(maga)
-
-
 def run_ablation(story_file: Path, out: Path, layers: list[int], steps: list[str], overrides: dict[str, Any],
                  options: RunOptions, components: Components | None = None,
                  on_cell: Callable[[str], None] | None = None) -> Path:
     """Render every (step, layer) cell and write ``ablation.png`` and ``ablation.json``; returns the image."""
     story = load_story(story_file)
-    cache = ComponentCache(options.device, components)
+    cache = ComponentCache(options.device, preloaded=components)
     out = Path(out)
     cells: list[list[list[Image.Image]]] = []
     record: list[dict[str, Any]] = []
     for step in steps:
         row = []
         for layer in layers:
-            maga = {**THESIS_MAGA, "start_layer": layer, "start_step": int(step) if step.isdigit() else step}
-            variant = with_settings(story, functools.partial(_set_maga, maga), overrides)
+            maga = THESIS_MAGA | {"start_layer": layer, "start_step": step}
+            variant = story.with_settings(overrides | {f"maga.{key}": value for key, value in maga.items()}, SOURCE)
             run_dir = out / "cells" / cell_name(layer, step) / story_name(story_file)
             if on_cell is not None:
                 on_cell(cell_name(layer, step))
-            generate_run(variant, story_file.parent, run_dir, options, cache(variant))
+            generate(variant, story_file.parent, run_dir, options, cache(variant.settings))
             row.append([open_rgb(panel_path(run_dir, n)) for n in range(len(variant.panels))])
             record.append({"start_layer": layer, "start_step": step, "run": str(run_dir.relative_to(out)),
                            "resolved_start_step": variant.settings.maga.resolved_start_step(variant.settings.steps)})

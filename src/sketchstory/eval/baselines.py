@@ -11,91 +11,25 @@ Each is the story with its settings overridden and passed to ``generate``; resul
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from sketchstory.models import Components, load, resolve_spec
+from sketchstory.models import ComponentCache, Components
 from sketchstory.pipeline.runner import RunOptions, generate
-from sketchstory.story import MagaSettings, Story, load_story, parse_story
+from sketchstory.pipeline.story_files import story_files, story_name
+from sketchstory.story import MagaSettings, load_story
 
 THESIS_MAGA = {"enabled": True, "start_layer": 8, "start_step": "24/50", "memory": "all"}
 
-
-def _text_only(settings: dict[str, Any]) -> None:
-    settings["controlnet_scale"] = 0.0
-    settings["maga"]["enabled"] = False
-
-
-def _controlnet(settings: dict[str, Any]) -> None:
-    settings["maga"]["enabled"] = False
-
-
-def _ours_thesis(settings: dict[str, Any]) -> None:
-    settings["maga"] = {**MagaSettings().model_dump(mode="json"), **THESIS_MAGA}
-
-
-def _ours_default(settings: dict[str, Any]) -> None:
-    settings["maga"] = MagaSettings().model_dump(mode="json")
-
-
-SYSTEMS: dict[str, Callable[[dict[str, Any]], None]] = {
-    "text-only": _text_only, "controlnet": _controlnet, "ours-thesis": _ours_thesis, "ours-default": _ours_default,
+# Each system's settings, as Story.with_settings changes.
+SYSTEMS: dict[str, dict[str, Any]] = {
+    "text-only": {"controlnet_scale": 0.0, "maga.enabled": False},
+    "controlnet": {"maga.enabled": False},
+    "ours-thesis": {"maga": {**MagaSettings().model_dump(mode="json"), **THESIS_MAGA}},
+    "ours-default": {"maga": MagaSettings().model_dump(mode="json")},
 }
-
-
-def with_settings(story: Story, change: Callable[[dict[str, Any]], None], overrides: dict[str, Any]) -> Story:
-    """The story with ``overrides`` (top-level settings) applied, then ``change``; validated again."""
-    data = story.model_dump(mode="json", by_alias=True)
-    settings = copy.deepcopy(data["settings"])
-    settings.update(overrides)
-    change(settings)
-    data["settings"] = settings
-    return parse_story(data, "evaluation settings")
-
-
-def story_files(paths: list[Path]) -> list[Path]:
-    """Story files from files, story folders (with story.json) and folders of story folders."""
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir() and not (path / "story.json").exists():
-            found = sorted(p / "story.json" for p in path.iterdir() if (p / "story.json").exists())
-            if not found:
-                raise ValueError(f"{path}: no story.json in it or in its subfolders")
-            files += found
-        else:
-            files.append(path / "story.json" if path.is_dir() else path)
-    return files
-
-
-def story_name(file: Path) -> str:
-    return file.parent.name if file.name == "story.json" else file.stem
-
-
-class ComponentCache:
-    """Loads each (model, ControlNet) once for all systems and stories."""
-
-    def __init__(self, device: str | None, preloaded: Components | None = None) -> None:
-        self.device, self.preloaded = device, preloaded
-        self.loaded: dict[tuple[str, str | None], Components] = {}
-
-    def __call__(self, story: Story) -> Components:
-        if self.preloaded is not None:
-            return self.preloaded
-        key = (story.settings.model, story.settings.controlnet)
-        if key not in self.loaded:
-            self.loaded[key] = load(resolve_spec(*key), self.device)
-        return self.loaded[key]
-
-
-def generate_run(story: Story, story_dir: Path, run_dir: Path, options: RunOptions, components: Components) -> None:
-    """``generate``, with the GPU's peak memory counter reset so run.json records this run's peak alone."""
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    generate(story, story_dir, run_dir, options, components)
+SOURCE = "evaluation settings"  # where a settings problem is reported from
 
 
 def run_baselines(stories: list[Path], out: Path, systems: list[str], overrides: dict[str, Any],
@@ -105,15 +39,15 @@ def run_baselines(stories: list[Path], out: Path, systems: list[str], overrides:
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown:
         raise ValueError(f"unknown system(s) {unknown}: choose from {', '.join(SYSTEMS)}")
-    cache = ComponentCache(options.device, components)
+    cache = ComponentCache(options.device, preloaded=components)  # each model loaded once for all systems
     runs = []
     for file in story_files(stories):
         story = load_story(file)
         for system in systems:
-            variant = with_settings(story, SYSTEMS[system], overrides)
+            variant = story.with_settings(overrides | SYSTEMS[system], SOURCE)
             run_dir = Path(out) / system / story_name(file)
             if on_run is not None:
                 on_run(system, story_name(file))
-            generate_run(variant, file.parent, run_dir, options, cache(variant))
+            generate(variant, file.parent, run_dir, options, cache(variant.settings))
             runs.append(run_dir)
     return runs

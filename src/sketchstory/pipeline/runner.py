@@ -17,6 +17,7 @@ decoded) — so one bad panel never means regenerating the story.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import resource
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 
 from sketchstory.atomic import atomic_write_text
 from sketchstory.attention.budget import fit_token_budget, layer_shapes, retained_panels
+from sketchstory.attention.layers import first_maga_layer, self_attention_layers
 from sketchstory.attention.maga import MAGAConfig, MAGARun, install
 from sketchstory.attention.memory import MemoryBank
 from sketchstory.attention.policy import MemoryPolicy, parse_policy
@@ -84,12 +86,18 @@ def sampling_of(story: Story) -> Sampling:
     return Sampling(s.width, s.height, s.steps, s.guidance_scale, s.controlnet_scale, s.scheduler)
 
 
-def maga_config(story: Story) -> MAGAConfig:
+def memory_policy(story: Story) -> MemoryPolicy:
+    m = story.settings.maga
+    return parse_policy(m.memory) if m.enabled else NO_MEMORY
+
+
+def maga_config(story: Story, num_layers: int) -> MAGAConfig:
+    """The story's MAGA settings resolved for a UNet of ``num_layers`` self-attention layers and the run's steps."""
     m, s = story.settings.maga, story.settings
     return MAGAConfig(
-        policy=parse_policy(m.memory) if m.enabled else NO_MEMORY,
-        start_layer=m.start_layer, start_step=m.resolved_start_step(s.steps),
-        strength=m.strength, tau=m.tau, gain=m.gain, token_budget=m.token_budget, subject_mask=m.subject_mask,
+        policy=memory_policy(story), first_layer=first_maga_layer(m.start_layer, num_layers),
+        start_step=m.resolved_start_step(s.steps), strength=m.strength, tau=m.tau, gain=m.gain,
+        token_budget=m.token_budget, subject_mask=m.subject_mask,
     )
 
 
@@ -128,7 +136,8 @@ class StoryRun:
                                               options.device, offload=options.offload)
         self.sampling = sampling_of(story)
         self.inputs = prepare_inputs(story, sketches, self.components.vae_scale)
-        self.config = self._fit_memory_budget(maga_config(story))
+        num_layers = len(self_attention_layers(list(self.components.unet.attn_processors)))
+        self.config = self._fit_memory_budget(maga_config(story, num_layers))
         self.policy = self.config.policy
         self.prints = fingerprints(story, self.inputs, self.policy)
         self.warnings = long_prompts(story, self.components.tokenizer)
@@ -143,7 +152,7 @@ class StoryRun:
         s, c = self.sampling, self.components
         shapes = layer_shapes(c.unet, (s.height // c.vae_scale, s.width // c.vae_scale))
         budget = fit_token_budget(
-            shapes, config.start_layer, s.steps - config.start_step, 2 if s.guidance_scale > 1 else 1,
+            shapes, config.first_layer, s.steps - config.start_step, 2 if s.guidance_scale > 1 else 1,
             c.dtype.itemsize, retained_panels(config.policy, len(self.story.panels)), int(cap * 2**20),
             config.token_budget,
         )
@@ -168,18 +177,9 @@ class StoryRun:
             render = sorted(self.options.only)
         else:
             render = [n for n in panels if not (self.options.resume and self.reusable(n))]
-        compute, load_mem = set(render), set()
-        todo = list(render)
-        while todo:
-            for m in self.policy.sources(todo.pop()):
-                if m in compute or m in load_mem:
-                    continue
-                if self.saved_memory(m):
-                    load_mem.add(m)
-                else:
-                    compute.add(m)
-                    todo.append(m)
-        return render, sorted(compute - set(render)), sorted(load_mem)
+        saved = functools.cache(self.saved_memory)
+        memory = [m for m in self.policy.closure(render, at_hand=saved) if m not in render]
+        return render, [m for m in memory if not saved(m)], [m for m in memory if saved(m)]
 
     # --- execution --------------------------------------------------------------------------
 
@@ -274,7 +274,8 @@ class StoryRun:
         info = {
             "title": self.story.title, "model": self.components.spec.name, "device": str(self.components.device),
             "mode": self.story.settings.mode, "settings": self.story.settings.model_dump(mode="json"),
-            "maga_start_step": self.config.start_step, "maga_token_budget": self.config.token_budget, "maga_first_layer": run.first_layer,
+            "maga_start_step": self.config.start_step, "maga_token_budget": self.config.token_budget,
+            "maga_first_layer": self.config.first_layer,
             "maga_calls": run.calls, "memory_bank_peak_bytes": run.memory.peak_bytes,
             "panels": [
                 {"index": n, "seed": self.inputs[n].seed, "file": str(panels[n].relative_to(self.out)),
@@ -295,4 +296,6 @@ class StoryRun:
 def generate(story: Story, story_dir: Path, out: Path, options: RunOptions = RunOptions(),
              components: Components | None = None) -> RunReport:
     """Generate (or resume, or partly regenerate) a story into ``out``."""
+    if torch.cuda.is_available():  # so that run.json reports this run's peak, not the process's
+        torch.cuda.reset_peak_memory_stats()
     return StoryRun(story, story_dir, out, options, components).execute()

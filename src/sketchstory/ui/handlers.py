@@ -19,9 +19,8 @@ from PIL import Image
 
 from sketchstory import panels as panel_ops
 from sketchstory.library.index import LibraryError
-from sketchstory.models import ModelLoadError
+from sketchstory.models import ModelLoadError, default_sketch_model
 from sketchstory.pipeline.runner import RunReport
-from sketchstory.pipeline.stage1 import default_model
 from sketchstory.sketches import SketchError, load_image, normalize_sketch
 from sketchstory.story import Story, StoryError
 from sketchstory.ui import state
@@ -112,7 +111,7 @@ class Handlers:
                 w.download: gr.DownloadButton(value=str(self.ws.results_zip()), interactive=True)}
 
     def full_view(self, story: Story) -> Update:
-        return ({self.w.story: story, self.w.s1_model: default_model(story.settings.model)} | self.meta_view(story)
+        return ({self.w.story: story, self.w.s1_model: default_sketch_model(story.settings.model)} | self.meta_view(story)
                 | self.panel_view(story, 0) | self.settings_view(story))
 
     # --- loading and saving ---------------------------------------------------------------------
@@ -299,7 +298,7 @@ class Handlers:
                         new_seed: bool = False) -> Update:
         """Stage 1 for the open panel: ``count`` candidate sketches from its prompt."""
         w, index = self.w, state.clamp_index(story, index)
-        model = (model or "").strip() or default_model(story.settings.model)
+        model = (model or "").strip() or default_sketch_model(story.settings.model)
         seed = secrets.randbelow(2**63) if new_seed else None if seed is None else int(seed)
         self.renderer.release()
         try:

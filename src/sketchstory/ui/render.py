@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sketchstory.models import Components, load, resolve_spec
+from sketchstory.models import ComponentCache, Components
 from sketchstory.pipeline.runner import RunOptions, RunReport, generate
-from sketchstory.pipeline.stage1 import release as free_memory
 from sketchstory.story import Settings, Story
 
 
@@ -35,25 +34,20 @@ class Renderer:
 
     def __init__(self, device: str | None = None, library: Path | None = None) -> None:
         self.device, self.library = device, library
-        self._loaded: tuple[tuple[str, str | None], Components] | None = None
+        self._models = ComponentCache(device, most=1)
         self._cancel = threading.Event()
         self._busy = threading.Lock()
 
     def components(self, settings: Settings) -> Components:
         """The settings' model, loaded once and reused; ``ModelLoadError`` says what to do if it cannot be."""
-        key = (settings.model, settings.controlnet)
-        if self._loaded is None or self._loaded[0] != key:
-            self._loaded = None  # let the old model go before the new one loads
-            self._loaded = (key, load(resolve_spec(*key), self.device))
-        return self._loaded[1]
+        return self._models(settings)
 
     def cancel(self) -> None:
         self._cancel.set()
 
     def release(self) -> None:
         """Let the stage-2 model go (before stage 1 loads its own: the two need not share memory)."""
-        self._loaded = None
-        free_memory()
+        self._models.release()
 
     def run(self, story: Story, story_dir: Path, out: Path, *, only: frozenset[int] | None = None,
             keep_memory: bool = True) -> Iterator[Step | RunReport]:

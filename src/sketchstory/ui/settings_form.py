@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sketchstory.models import REGISTRY
-from sketchstory.story import Settings, Story, StoryError, parse_story
+from sketchstory.story import Settings, Story, StoryError
 
 Kind = Literal["int", "float", "text", "choice", "bool", "slider"]
 Group = Literal["sampling", "maga", "advanced"]
@@ -90,13 +90,6 @@ def _get(data: dict[str, Any], key: str) -> Any:
     return data
 
 
-def _set(data: dict[str, Any], key: str, value: Any) -> None:
-    *parents, last = key.split(".")
-    for part in parents:
-        data = data[part]
-    data[last] = value
-
-
 def values_of(settings: Settings) -> list[Any]:
     """The form's values for ``settings``, in :data:`FIELDS` order."""
     data = settings.model_dump(mode="json")
@@ -119,8 +112,6 @@ def _convert(field: Field, value: Any) -> Any:
             raise StoryError([f"settings.{field.key}: give a number ({field.label})"])
         number = float(value)
         return int(number) if field.kind == "int" or number.is_integer() and field.step == 1 else number
-    if field.key == "maga.start_step":
-        return int(value) if str(value).isdigit() else str(value)
     if field.kind == "bool":
         return bool(value)
     return str(value)
@@ -130,15 +121,14 @@ def apply_settings(story: Story, values: Sequence[Any]) -> Story:
     """The story with the form's settings; ``StoryError`` lists every problem with its location."""
     if len(values) != len(FIELDS):
         raise ValueError(f"expected {len(FIELDS)} settings values, got {len(values)}")
-    data = story.model_dump(mode="json", by_alias=True)
-    problems = []
+    changes, problems = {}, []
     for field, value in zip(FIELDS, values, strict=True):
         try:
-            _set(data["settings"], field.key, _convert(field, value))
+            changes[field.key] = _convert(field, value)
         except StoryError as e:
             problems += e.problems
         except ValueError:
             problems.append(f"settings.{field.key}: {value!r} is not a number ({field.label})")
     if problems:
         raise StoryError(problems)
-    return parse_story(data)
+    return story.with_settings(changes)

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from sketchstory.pipeline.stage1 import REGISTRY as SKETCH_MODELS
+from sketchstory.models import SKETCH_REGISTRY
 from sketchstory.ui.canvas import CANVAS_LONG_SIDE
 from sketchstory.ui.settings_form import FIELDS, Field
 
@@ -116,7 +116,7 @@ def _stage1_tab(w: dict) -> None:
     gr.Markdown("Sketches a text-to-image model draws from this panel's prompt (stage 1). Click one to make it "
                 "the panel's sketch; then edit it on the *Draw* tab.", elem_classes=["hint"])
     with gr.Row():
-        w["s1_model"] = gr.Dropdown(choices=list(SKETCH_MODELS), allow_custom_value=True, label="Sketch model",
+        w["s1_model"] = gr.Dropdown(choices=list(SKETCH_REGISTRY), allow_custom_value=True, label="Sketch model",
                                     info="demo: the bundled model; sdxl: the thesis's (its weights must be here); "
                                          "or a hub id, folder or file.", elem_id="s1-model")
         w["s1_count"] = gr.Slider(1, 8, value=4, step=1, label="Candidates", elem_id="s1-count")

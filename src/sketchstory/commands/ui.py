@@ -1,15 +1,15 @@
-"""The ``sketchstory ui`` subcommand; Gradio is imported only when it runs (optional extra ``ui``)."""
+"""``sketchstory ui``: the web application; Gradio is imported only when it runs (optional extra ``ui``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from sketchstory.errors import CliError
 from sketchstory.ui import DEFAULT_WORK
 
 
-def add_ui_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``ui`` to the ``sketchstory`` command's subcommands."""
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("ui", help="the web application: edit, sketch and render stories in a browser")
     p.add_argument("story", type=Path, nargs="?",
                    help="a story file to open (default: the work folder's autosaved story, else a new one)")
@@ -22,12 +22,9 @@ def add_ui_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     p.add_argument("--library", type=Path,
                    help="sketch library folder (default: $SKETCHSTORY_LIBRARY, else the user's data folder)")
     p.set_defaults(func=cmd_ui)
-    return p
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from sketchstory.cli import CliError  # here: sketchstory.cli imports this module
-
     try:
         from sketchstory.ui.app import main
     except ImportError as e:

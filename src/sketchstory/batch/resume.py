@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sketchstory.dist.inputs import StoryTask
+from sketchstory.batch.inputs import StoryTask
 from sketchstory.pipeline.conditions import PanelInputs, sketch_file
-from sketchstory.pipeline.runner import fingerprints, maga_config, panel_path
+from sketchstory.pipeline.runner import fingerprints, memory_policy, panel_path
 from sketchstory.provenance import file_hash, read_png_meta
 
 
@@ -25,5 +25,5 @@ def finished(task: StoryTask, out: Path, library: Path | None = None) -> bool:
         return False
     inputs = [PanelInputs(story.full_prompt(n), story.panel_seed(n), digest, None, None, None)
               for n, digest in enumerate(hashes)]
-    expected = fingerprints(story, inputs, maga_config(story).policy)
+    expected = fingerprints(story, inputs, memory_policy(story))
     return all((read_png_meta(panel_path(out, n)) or {}).get("fingerprint") == fp for n, fp in enumerate(expected))

@@ -7,11 +7,19 @@ layers (down 2, mid 1, up 3), enough for MAGA's layer mapping to leave some plai
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
+from sketchstory.models.components import Components
+from sketchstory.models.device import place
+from sketchstory.models.specs import REGISTRY
 from sketchstory.tokenizer import clip_tokenizer
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
 
 HIDDEN = 32
 BLOCKS = (32, 64)
@@ -64,15 +72,21 @@ def tiny_scheduler_config() -> dict:
                               clip_sample=False, set_alpha_to_one=False, steps_offset=1).config)
 
 
-def tiny_components(device: torch.device, dtype: torch.dtype, *, with_controlnet: bool = True, seed: int = 0):
-    from sketchstory.models import REGISTRY, Components
-
+def tiny_components(device: torch.device, dtype: torch.dtype, *, with_controlnet: bool = True,
+                    seed: int = 0) -> Components:
     torch.manual_seed(seed)
-    modules = [tiny_text_encoder(), tiny_unet(), tiny_vae(), tiny_controlnet() if with_controlnet else None]
-    for m in modules:
-        if m is not None:
-            m.to(device).eval().requires_grad_(False)
-            if dtype != torch.float32:
-                m.to(dtype)
-    te, unet, vae, cn = modules
+    te, unet, vae, cn = tiny_text_encoder(), tiny_unet(), tiny_vae(), tiny_controlnet() if with_controlnet else None
+    place((te, unet, vae, cn), device, dtype)
     return Components(clip_tokenizer(), te, unet, vae, cn, tiny_scheduler_config(), device, dtype, REGISTRY["tiny"])
+
+
+def tiny_pipeline(device: torch.device, dtype: torch.dtype) -> StableDiffusionPipeline:
+    """Stage 1's tiny model: the tiny parts as a text-to-image pipeline."""
+    from diffusers import StableDiffusionPipeline  # slow to import; only stage 1 needs it
+
+    c = tiny_components(device, dtype, with_controlnet=False)
+    return StableDiffusionPipeline(
+        vae=c.vae, text_encoder=c.text_encoder, tokenizer=c.tokenizer, unet=c.unet,
+        scheduler=DDIMScheduler.from_config(c.scheduler_config), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+    )

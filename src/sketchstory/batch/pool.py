@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sketchstory.cli import exit_code
+from sketchstory.errors import exit_code
 
 
 class ClusterError(ValueError):

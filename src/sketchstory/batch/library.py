@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from sketchstory.dist.cluster import Cluster, worker_pool
-from sketchstory.dist.pool import Worker, run_with_retries
-from sketchstory.library.build import BuildReport, Drawn, draw_run, job_label, plan_build, store_drawn
+from sketchstory.batch.cluster import Cluster, worker_pool
+from sketchstory.batch.pool import Worker, run_with_retries
 from sketchstory.library.prompts import Job, PromptsFile
 from sketchstory.library.store import Library
+from sketchstory.pipeline.library_build import BuildReport, Drawn, draw_run, job_label, plan_build, store_drawn
 
 if TYPE_CHECKING:
-    from sketchstory.pipeline.stage1 import Stage1Model
+    from sketchstory.models.pipelines import Stage1Model
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,13 @@ class SketchWorker(Worker):
 
     def __init__(self, model: str, device: str, threads: int | None) -> None:
         super().__init__(threads)
-        from sketchstory.pipeline.stage1 import resolve_model
+        from sketchstory.models import resolve_sketch_model
 
-        self.spec, self.device = resolve_model(model), device
+        self.spec, self.device = resolve_sketch_model(model), device
         self.loaded: Stage1Model | None = None
 
     def draw(self, item: tuple[list[Job], int]) -> DrawnRun:
-        from sketchstory.pipeline.stage1 import Stage1Model
+        from sketchstory.models.pipelines import Stage1Model
 
         run, size = item
         start = time.perf_counter()

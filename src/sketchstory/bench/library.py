@@ -1,6 +1,6 @@
 """Library benchmark: search latency on a large synthetic index, and build throughput of stage 1.
 
-    python -m sketchstory.library.bench [--entries 100000] [--model demo] [--sketches 16]
+    python -m sketchstory.bench.library [--entries 100000] [--model demo] [--sketches 16]
 
 Two synthetic indexes of ``--entries`` sketches, with prompts composed from word lists and real
 thumbnails (toy-world sketches): one in the thesis library's shape (80 candidates per scene share
@@ -26,12 +26,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from sketchstory.library.build import build_library
 from sketchstory.library.index import Entry, Meta
 from sketchstory.library.prompts import PromptsFile
 from sketchstory.library.query import Filters
 from sketchstory.library.resolve import resolve
 from sketchstory.library.store import Library, thumbnail_png
+from sketchstory.pipeline.library_build import build_library
 
 _WHO = ("wizard", "knight", "princess", "robot", "dragon", "cat", "dog", "pirate", "astronaut", "detective",
         "witch", "fox", "bear", "girl", "boy", "old man", "queen", "farmer", "ghost", "mermaid")
@@ -164,7 +164,7 @@ def bench_build(root: Path, model: str, sketches: int, device: str | None) -> di
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sketchstory.library.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sketchstory.bench.library", description=__doc__.split("\n")[0])
     parser.add_argument("--entries", type=int, default=100_000, help="synthetic index size (default 100000)")
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per query")
     parser.add_argument("--model", default="demo", help="stage-1 model for the build throughput (demo, tiny ...)")

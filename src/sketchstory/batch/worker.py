@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sketchstory.dist.inputs import StoryTask
-from sketchstory.dist.pool import Worker
+from sketchstory.batch.inputs import StoryTask
+from sketchstory.batch.pool import Worker
 
 
 class StoryWorker(Worker):
@@ -13,7 +13,7 @@ class StoryWorker(Worker):
 
     def __init__(self, out: Path, library: Path | None, keep_memory: bool, device: str, threads: int | None) -> None:
         super().__init__(threads)
-        from sketchstory.eval.baselines import ComponentCache
+        from sketchstory.models import ComponentCache
         from sketchstory.pipeline.runner import RunOptions
 
         self.out = Path(out)
@@ -22,9 +22,8 @@ class StoryWorker(Worker):
         self.models = ComponentCache(device)
 
     def render(self, task: StoryTask) -> None:
-        # generate_run also resets CUDA's peak-memory counter, so each run.json reports its own story's peak.
-        from sketchstory.eval.baselines import generate_run
+        from sketchstory.pipeline.runner import generate
 
         if task.story is None:
             raise ValueError(f"{task.source}: {task.problem}")
-        generate_run(task.story, task.folder, self.out / task.name, self.options, self.models(task.story))
+        generate(task.story, task.folder, self.out / task.name, self.options, self.models(task.story.settings))

@@ -18,12 +18,12 @@ from typing import Literal
 from tqdm.auto import tqdm
 
 from sketchstory.atomic import atomic_write_text
-from sketchstory.cli import EXIT_INPUT
-from sketchstory.dist.cluster import Cluster, worker_pool
-from sketchstory.dist.inputs import REPORT_NAME, StoryTask
-from sketchstory.dist.pool import Outcome, run_with_retries
-from sketchstory.dist.resume import finished
-from sketchstory.dist.worker import StoryWorker
+from sketchstory.batch.cluster import Cluster, worker_pool
+from sketchstory.batch.inputs import REPORT_NAME, StoryTask
+from sketchstory.batch.pool import Outcome, run_with_retries
+from sketchstory.batch.resume import finished
+from sketchstory.batch.worker import StoryWorker
+from sketchstory.errors import EXIT_INPUT
 
 EXIT_MIXED = 1  # failed stories with different exit codes: each story's is in the report
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sketchstory.pipeline.story_files import story_files, story_name
 from sketchstory.story import Story, StoryError, check_sketches, load_story, parse_story
 
 REPORT_NAME = "batch.json"  # the batch report beside the stories' folders: no story may take its name
@@ -59,8 +60,6 @@ def with_story(tasks: list[StoryTask], change: Callable[[Story], Story]) -> list
 
 
 def _from_folder(folder: Path) -> list[StoryTask]:
-    from sketchstory.eval.baselines import story_files, story_name  # the folder layout `eval baselines` reads
-
     tasks = []
     for file in story_files([folder]):
         try:

@@ -8,7 +8,7 @@ twice (ids are content hashes, job keys are unique).
 The work is split so that drawing can happen elsewhere: :func:`plan_build` lists the undrawn jobs
 in runs (one stage-1 story each), :func:`draw_run` draws a run wherever the model is loaded, and
 :func:`store_drawn` indexes a sketch in the one process that holds the library's writer lock
-(``sketchstory.dist.library`` draws runs on Ray workers this way).
+(``sketchstory.batch.library`` draws runs on Ray workers this way).
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import groupby
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PIL import Image
 from tqdm import tqdm
 
 from sketchstory.library.prompts import Job, PromptsFile, jobs
 from sketchstory.library.store import Library
+from sketchstory.models import SketchModelSpec, resolve_sketch_model
+from sketchstory.models.pipelines import Pipeline, Stage1Model
+from sketchstory.pipeline.stage1 import Candidate, SketchOptions, generate_candidates
 from sketchstory.provenance import read_png_meta
 from sketchstory.story import Story, parse_story
-
-if TYPE_CHECKING:
-    from sketchstory.pipeline.stage1 import Pipeline, SketchModelSpec
 
 
 @dataclass
@@ -65,9 +65,6 @@ def build_library(library: Library, prompts: PromptsFile, model: str = "demo", *
                   sundry_candidates: int | None = None, device: str | None = None,
                   progress: bool = True) -> BuildReport:
     """Build, or continue building, ``library`` from ``prompts`` with the stage-1 ``model``."""
-    # Stage 1 pulls in torch and diffusers: imported here so that searching a library stays light.
-    from sketchstory.pipeline.stage1 import Stage1Model
-
     start = time.perf_counter()
     plan, report = plan_build(library, prompts, model, candidates, sundry_candidates)
     if plan.runs:
@@ -89,9 +86,7 @@ def build_library(library: Library, prompts: PromptsFile, model: str = "demo", *
 def plan_build(library: Library, prompts: PromptsFile, model: str, candidates: int | None = None,
                sundry_candidates: int | None = None) -> tuple[BuildPlan, BuildReport]:
     """What is left to draw, and a report that counts what earlier runs finished."""
-    from sketchstory.pipeline.stage1 import resolve_model
-
-    spec = resolve_model(model)
+    spec = resolve_sketch_model(model)
     todo = jobs(prompts, spec.name, candidates, sundry_candidates)
     done = library.index.done_jobs()
     pending = [job for job in todo if job.key not in done]
@@ -102,8 +97,6 @@ def plan_build(library: Library, prompts: PromptsFile, model: str, candidates: i
 def draw_run(pipe: Pipeline, spec: SketchModelSpec, run: list[Job], size: int,
              on_drawn: Callable[[Drawn], None] | None = None) -> list[Drawn]:
     """Draw a run's sketches, handing each to ``on_drawn`` the moment it is drawn."""
-    from sketchstory.pipeline.stage1 import Candidate, SketchOptions, generate_candidates
-
     drawn: list[Drawn] = []
     with tempfile.TemporaryDirectory(prefix="sketchstory-build-") as tmp:
 

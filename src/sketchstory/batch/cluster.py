@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from sketchstory.dist.pool import ClusterError, LocalPool, Pool, RayPool, Worker
+from sketchstory.batch.pool import ClusterError, LocalPool, Pool, RayPool, Worker
 
 INSTALL_HINT = "pip install 'sketchstory[dist]' (from a clone: pip install -e '.[dist]')"
 

@@ -1,0 +1,55 @@
+"""``sketchstory bench``: time and memory against story length, plain ControlNet against MAGA's modes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sketchstory.commands.args import int_list
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help="time and memory vs number of panels: plain ControlNet vs MAGA modes/policies")
+    p.add_argument("--arch", choices=["sd15", "tiny"], default="sd15",
+                   help="sd15: the full SD1.5 + ControlNet architecture with random weights (default)")
+    p.add_argument("--size", type=int, help="image size (default: 512 on a GPU, 128 on CPU)")
+    p.add_argument("--steps", type=int, help="denoising steps (default: 30 on a GPU, 4 on CPU)")
+    p.add_argument("--panels", type=int_list, default=[1, 2, 4, 8], metavar="N,M",
+                   help="story lengths to measure (default 1,2,4,8)")
+    p.add_argument("--long", action="store_true", help="also measure 16 panels")
+    p.add_argument("--quick", action="store_true",
+                   help="64 px, 2 steps, 1/2/4 panels, 3 scenarios: about 2.5 minutes on 2 CPU cores")
+    p.add_argument("--device")
+    p.add_argument("-o", "--out", type=Path, default=Path("out/bench"))
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from sketchstory.bench.scaling import SCENARIOS, run_bench, table, write_results
+    from sketchstory.models import default_device
+
+    device, dtype = default_device(args.device)
+    if args.quick:
+        args.size, args.steps, args.panels = 64, 2, [1, 2, 4]
+    gpu = device.type == "cuda"  # the issue's GPU setting: SD1.5's own size and a real step count, fp16
+    args.size = args.size or (512 if gpu else 128)
+    args.steps = args.steps or (30 if gpu else 4)
+    panels = args.panels + ([16] if args.long else [])
+    scenarios = tuple(s for s in SCENARIOS if not args.quick or s.name in ("plain", "maga", "maga-all"))
+    print(f"building {args.arch} with random weights on {device} ...", flush=True)
+    if args.arch == "sd15":
+        from sketchstory.bench.architectures import sd15_components
+
+        components = sd15_components(device, dtype)
+    else:
+        from sketchstory.models import tiny_components
+
+        components = tiny_components(device, dtype)
+    with torch.inference_mode():
+        result = run_bench(components, panels, args.size, args.steps, scenarios)
+    write_results(result, args.out)
+    print(table(result))
+    print(f"written: {args.out / 'bench.json'}, {args.out / 'bench.md'}")
+    return 0

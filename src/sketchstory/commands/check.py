@@ -1,0 +1,27 @@
+"""``sketchstory check STORY``: validate a story file and its sketches without loading a model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("check", help="validate a story file and its sketches")
+    p.add_argument("story", type=Path)
+    p.add_argument("--library", type=Path, help="sketch library for library:ID sketches")
+    p.set_defaults(func=cmd_check)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from sketchstory.pipeline.conditions import read_sketches
+    from sketchstory.story import load_story
+    from sketchstory.tokenizer import clip_tokenizer, long_prompts
+
+    story = load_story(args.story)
+    read_sketches(story, args.story.parent, args.library)
+    for warning in long_prompts(story, clip_tokenizer()):  # every SD1.5 model reads CLIP's 77 tokens
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{args.story}: ok, {len(story.panels)} panel(s), model {story.settings.model}")
+    return 0

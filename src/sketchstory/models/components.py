@@ -1,0 +1,50 @@
+"""What stage 2 runs: a base model's parts and its ControlNet, placed on one device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    ControlNetModel,
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+    UNet2DConditionModel,
+    UniPCMultistepScheduler,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from sketchstory.models.specs import ModelSpec
+
+SCHEDULERS: dict[str, type[SchedulerMixin]] = {
+    "ddim": DDIMScheduler,
+    "dpmpp-2m": DPMSolverMultistepScheduler,
+    "euler": EulerDiscreteScheduler,
+    "unipc": UniPCMultistepScheduler,
+}
+
+
+@dataclass
+class Components:
+    """What stage 2 needs, loaded and placed on one device."""
+
+    tokenizer: CLIPTokenizer
+    text_encoder: CLIPTextModel
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    controlnet: ControlNetModel | None
+    scheduler_config: dict
+    device: torch.device
+    dtype: torch.dtype
+    spec: ModelSpec
+
+    def scheduler(self, name: str) -> SchedulerMixin:
+        """A fresh scheduler (they are stateful) of the named kind, on the model's noise schedule."""
+        return SCHEDULERS[name].from_config(self.scheduler_config)
+
+    @property
+    def vae_scale(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)

@@ -1,0 +1,62 @@
+"""Loading stage 2's components: a base model (hub id, diffusers folder or single checkpoint) and its
+Canny ControlNet, onto one device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from sketchstory.models.components import Components
+from sketchstory.models.device import default_device, place
+from sketchstory.models.hub import CONTROLNET_FILES, explain_load_error, fetch, hub_offline
+from sketchstory.models.specs import ModelSpec
+
+
+def _load_base(source: str, dtype: torch.dtype) -> tuple:
+    if Path(source).is_file():
+        from diffusers import StableDiffusionPipeline
+
+        pipe = StableDiffusionPipeline.from_single_file(source, torch_dtype=dtype, local_files_only=hub_offline())
+        return pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae, pipe.scheduler.config
+    tok = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer")
+    te = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", torch_dtype=dtype)
+    unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=dtype)
+    vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=dtype)
+    sched = DDIMScheduler.load_config(source, subfolder="scheduler")
+    return tok, te, unet, vae, sched
+
+
+def _load_controlnet(source: str, dtype: torch.dtype) -> ControlNetModel:
+    if Path(source).is_file():
+        return ControlNetModel.from_single_file(source, torch_dtype=dtype, local_files_only=hub_offline())
+    return ControlNetModel.from_pretrained(source, torch_dtype=dtype)
+
+
+def load(spec: ModelSpec, device: str | None = None, *, with_controlnet: bool = True,
+         offload: bool = False) -> Components:
+    """Load a spec's components onto the device, in eval mode; raise ``ModelLoadError`` on failure.
+
+    ``offload`` (CUDA only): see :func:`sketchstory.models.device.place`.
+    """
+    dev, dtype = default_device(device)
+    if spec.base == "tiny":
+        from sketchstory.models.tiny import tiny_components
+
+        return tiny_components(dev, dtype, with_controlnet=with_controlnet)
+    base = fetch(spec.base, "base model")
+    try:
+        tok, te, unet, vae, sched = _load_base(base, dtype)
+    except (OSError, ValueError) as err:
+        raise explain_load_error(base, "base model", err) from None
+    controlnet = None
+    if with_controlnet and spec.controlnet:
+        source = fetch(spec.controlnet, "ControlNet", CONTROLNET_FILES)
+        try:
+            controlnet = _load_controlnet(source, dtype)
+        except (OSError, ValueError) as err:
+            raise explain_load_error(source, "ControlNet", err) from None
+    place((te, controlnet, unet, vae), dev, dtype, offload=offload)
+    return Components(tok, te, unet, vae, controlnet, dict(sched), dev, dtype, spec)

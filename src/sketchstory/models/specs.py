@@ -1,0 +1,98 @@
+"""The named models of both stages, and how a name or a source becomes a spec. No torch.
+
+Stage 2 runs an SD1.5-family base with its Canny ControlNet (:class:`ModelSpec`); stage 1 asks a
+text-to-image model, SD1.5 or SDXL, for line art (:class:`SketchModelSpec`). Any hub id, local
+diffusers folder or single checkpoint stands for an ad-hoc spec of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+DEMO_DIR = Path(__file__).parent.parent / "demo" / "weights"
+# The caption prefix under which the demo UNet learned sketches (sketchstory.demo.world captions its
+# training sketches with it); stage 1's demo template.
+SKETCH_PREFIX = "a line sketch of "
+
+Kind = Literal["sd15", "sdxl"]
+
+LINEART_TEMPLATE = ("{prompt}, clean black and white line art, black ink outlines on white paper, "
+                    "coloring book page, simple shapes, no shading")
+LINEART_NEGATIVE = ("color, colour, shading, gradient, grey tones, photo, realistic, 3d render, texture, "
+                    "hatching, text, watermark, signature, blurry, noisy")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A stage-2 model: its base and Canny ControlNet."""
+
+    name: str
+    base: str  # registry-free source: hub id, local folder, or single-file checkpoint
+    controlnet: str | None
+    description: str
+    native_size: int = 512
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "lllyasviel/control_v11p_sd15_canny",
+                  "Stable Diffusion 1.5 with the v1.1 Canny ControlNet"),
+        # The thesis used SD1.5 fine-tuned on 2.6M Danbooru images; Anything V5 is the closest
+        # widely mirrored public fine-tune of that kind.
+        ModelSpec("anime", "stablediffusionapi/anything-v5", "lllyasviel/control_v11p_sd15_canny",
+                  "anime fine-tune of SD1.5 (closest public equivalent of the thesis's model)"),
+        ModelSpec("demo", str(DEMO_DIR), str(DEMO_DIR / "controlnet"),
+                  "sketchstory's bundled toy-world model, trained here; runs on CPU in seconds", 64),
+        ModelSpec("tiny", "tiny", "tiny", "random tiny models of the real classes, to smoke-test an install", 32),
+    )
+}
+
+
+@dataclass(frozen=True)
+class SketchModelSpec:
+    """A stage-1 model: a text-to-image source and how to ask it for line art."""
+
+    name: str
+    source: str  # hub id, local diffusers folder, single checkpoint, or "tiny"
+    kind: Kind | None  # None: read from the source when loading
+    description: str
+    native_size: int | None = None  # None: the kind's (512 for SD1.5, 1024 for SDXL)
+    steps: int = 30
+    guidance: float = 7.5
+    template: str = LINEART_TEMPLATE
+    negative: str = LINEART_NEGATIVE
+
+
+SKETCH_REGISTRY: dict[str, SketchModelSpec] = {
+    spec.name: spec
+    for spec in (
+        SketchModelSpec("sdxl", "stabilityai/stable-diffusion-xl-base-1.0", "sdxl",
+                        "Stable Diffusion XL base 1.0, the thesis's stage-1 model", guidance=7.0),
+        SketchModelSpec("sd15", REGISTRY["sd15"].base, "sd15", "Stable Diffusion 1.5 (smaller, faster than SDXL)"),
+        # The demo UNet was trained on sketches captioned SKETCH_PREFIX + caption, with "" dropped in
+        # for classifier-free guidance: that is its line-art template, and "" its negative prompt.
+        SketchModelSpec("demo", str(DEMO_DIR), "sd15", "the bundled toy-world model's own sketch mode",
+                        native_size=64, steps=20, guidance=4.0, template=SKETCH_PREFIX + "{prompt}", negative=""),
+        SketchModelSpec("tiny", "tiny", "sd15", "random tiny SD1.5-class model, to smoke-test an install",
+                        native_size=32, steps=2, guidance=5.0),
+    )
+}
+
+
+def resolve_spec(model: str, controlnet: str | None = None) -> ModelSpec:
+    """A stage-2 registry name, or any source string made into an ad-hoc spec."""
+    spec = REGISTRY.get(model) or ModelSpec(model, model, REGISTRY["sd15"].controlnet, f"user model {model}")
+    return replace(spec, controlnet=controlnet) if controlnet is not None else spec
+
+
+def resolve_sketch_model(model: str) -> SketchModelSpec:
+    """A stage-1 registry name, or any source (hub id, folder, file) as an ad-hoc spec of unknown kind."""
+    return SKETCH_REGISTRY.get(model) or SketchModelSpec(model, model, None, f"user model {model}")
+
+
+def default_sketch_model(stage2_model: str) -> str:
+    """Stage 1 follows the bundled models (demo, tiny); for real models it is SDXL, as in the thesis."""
+    return stage2_model if stage2_model in ("demo", "tiny") else "sdxl"
