@@ -42,3 +42,13 @@ def test_gain_multiplies_the_memory_weight_by_e_to_the_gain():
     base, boosted = _memory_mass(_run(0.0)), _memory_mass(_run(0.0, gain=math.log(3.0)))
     # own weight 1, memory weight 3 -> 9 after the gain: masses 3/4 -> 9/10
     assert base == pytest.approx(0.75) and boosted == pytest.approx(0.9)
+
+
+def test_gain_is_a_setting_on_the_command_line():
+    import argparse
+
+    from sketchstory.commands.settings import add_settings_args, settings_overrides
+
+    parser = argparse.ArgumentParser()
+    add_settings_args(parser)
+    assert settings_overrides(parser.parse_args(["--maga-gain", "-1.5"]))["maga.gain"] == -1.5

@@ -31,7 +31,9 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
                    help="first MAGA step: an index, or 'a/b' scaled to --steps (thesis: 24/50)")
     m.add_argument("--memory", help="memory policy, e.g. all, window:3, anchors:0+window:2, decay:0.7")
     m.add_argument("--maga-strength", type=float, dest="strength",
-                   help="condition-aware weighting lambda (0 = plain shared attention)")
+                   help="condition-aware weighting lambda among the memory panels (0 = all weigh the same)")
+    m.add_argument("--maga-gain", type=float, dest="gain",
+                   help="logit offset on every memory token: > 0 shares more, < 0 less (default 0)")
     m.add_argument("--token-budget", type=int, help="tokens shared per memory panel and layer (default: all)")
     m.add_argument("--memory-budget-mb", type=float, help="cap on the memory bank; lowers the token budget to fit")
     m.add_argument("--subject-mask", action="store_true", default=None,

@@ -65,6 +65,8 @@ FIELDS: tuple[Field, ...] = (
           "steps (thesis: 24/50). Earlier shares more and leaves less variety.", "text", "maga"),
     Field("maga.strength", "Prompt-aware weighting", "λ: panels with more similar prompts share more. "
           "0: every panel in memory weighs the same.", "slider", "maga", minimum=0, maximum=10, step=0.5),
+    Field("maga.gain", "Memory gain", "More (> 0) or less (< 0) sharing with the earlier panels as a whole: "
+          "their weight is multiplied by e^gain.", "slider", "maga", minimum=-5, maximum=5, step=0.5),
     Field("maga.subject_mask", "Share only the subject", "Share only the sketched subject's tokens, so "
           "backgrounds do not bleed from panel to panel.", "bool", "maga"),
     Field("mode", "Execution", "sequential: panel after panel (the thesis). batched: panels denoised together "
