@@ -45,7 +45,9 @@ SCENARIOS = (
 
 def bench_story(folder: Path, n_panels: int, size: int, steps: int, scenario: Scenario):
     """A world story of ``n_panels`` panels with the scenario's settings."""
-    path = write_story_folder(folder, world.make_story(3, n_panels, size=size), title="bench")
+    # Drawn at 64 px at least: the world's anti-aliased lines at 32 px read as noise to the sketch
+    # checks; stage 2 scales the sketches to the story's size as it would an upload.
+    path = write_story_folder(folder, world.make_story(3, n_panels, size=max(size, 64)), title="bench")
     doc = json.loads(path.read_text())
     doc["settings"] = {"model": "bench", "width": size, "height": size, "steps": steps, "guidance_scale": 7.5,
                        "mode": scenario.mode, "chunk_size": scenario.chunk_size, "maga": scenario.maga}
