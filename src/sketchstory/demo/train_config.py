@@ -38,6 +38,7 @@ class TrainConfig:
     unsaid_single: float = 0.15  # the same for panels trained alone
     character_weight: float = 4.0  # extra loss weight on the character's latent cells
     attention_lr_mult: float = 3.0  # learning-rate factor of attn1's queries and keys
+    match_weight: float = 0.0  # weight of the page match loss on attn1 (pages.py; 0: denoising only)
     curriculum: int = 0  # steps over which fewer joint pages get one less noisy panel (0: none)
     probe_every: int = 250  # steps between page probes (0: none)
 

@@ -156,21 +156,24 @@ def _eps(models: Models, noisy: torch.Tensor, steps: torch.Tensor, text: torch.T
 
 
 def _loss(models: Models, page: PageRun, t: Tensors, cfg: TrainConfig, gen: torch.Generator,
-          noise_schedule: DDPMScheduler, step: int) -> torch.Tensor:
+          noise_schedule: DDPMScheduler, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The denoising loss and the page match loss (pages.py; 0 unless ``cfg.match_weight``)."""
     b = _page_batch(t, cfg, gen, step)
     idx, steps = b["idx"], b["steps"]
     latents = torch.where(b["is_sketch"][:, None, None, None], t.sketch_latents[idx], t.image_latents[idx]).float()
     noise = torch.randn(latents.shape, generator=gen)
     noisy = noise_schedule.add_noise(latents, noise, steps)
-    page.joint = b["joint"]
+    page.joint, page.character = b["joint"], t.character[idx]
     pred = _eps(models, noisy, steps, models.text_encoder(b["ids"]).last_hidden_state, t.edges[idx], b["controlled"])
+    match = torch.stack(page.match_losses).mean() if page.match_losses else torch.zeros(())
+    page.match_losses.clear()
     weight = 1.0 + cfg.character_weight * t.character[idx] * (~b["is_sketch"]).float()[:, None, None, None]
     per_sample = ((pred - noise).pow(2) * weight).mean(dim=(1, 2, 3))
     if cfg.snr_gamma > 0:
         alpha_bar = noise_schedule.alphas_cumprod[steps]
         snr = alpha_bar / (1.0 - alpha_bar)
         per_sample = per_sample * snr.clamp(max=cfg.snr_gamma) / snr
-    return per_sample.mean()
+    return per_sample.mean(), match
 
 
 @torch.no_grad()
@@ -241,6 +244,8 @@ def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path,
     opt = torch.optim.AdamW(_param_groups(models, cfg), lr=cfg.lr, weight_decay=1e-2)
     ema = EMA(models.named(), cfg.ema_decay)
     page = install_page_attention(unet)
+    page.match_weight = cfg.match_weight
+    matches: list[float] = []
     progress = checkpoint.Progress("diffusion", cfg.steps, cfg.log_every, log, state)
     history, probes = [], []
     if state is not None:
@@ -272,13 +277,15 @@ def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path,
         for step in progress.steps():
             for group in opt.param_groups:
                 group["lr"] = learning_rate(cfg.lr, step, cfg.steps, cfg.warmup) * group["mult"]
-            loss = _loss(models, page, t, cfg, checkpoint.step_generator(cfg.seed, "diffusion", step), schedule, step)
+            loss, match = _loss(models, page, t, cfg, checkpoint.step_generator(cfg.seed, "diffusion", step),
+                                schedule, step)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss + cfg.match_weight * match).backward()
             torch.nn.utils.clip_grad_norm_(models.parameters(), 1.0)
             opt.step()
             ema.update(models.named(), step)
-            progress.record(loss.item())
+            matches = (matches + [match.item()])[-cfg.log_every:]
+            progress.record(loss.item(), f" match {sum(matches) / len(matches):.3f}" if cfg.match_weight else "")
             if probe is not None and cfg.probe_every and progress.step % cfg.probe_every == 0:
                 probes.append({"step": progress.step} | page_probe(models, page, probe, schedule))
                 log.info("page probe: %s", probes[-1])
