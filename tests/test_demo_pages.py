@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from sketchstory.attention.maga import MAGAConfig, MAGARun, MAGAState
 from sketchstory.attention.policy import parse_policy
-from sketchstory.demo.pages import PageRun, install_page_attention, remove_page_attention
+from sketchstory.demo.pages import PageRun, install_page_attention, match_loss, remove_page_attention
 
 
 @pytest.fixture
@@ -49,3 +51,40 @@ def test_joint_page_panel_one_attends_as_maga_makes_it():
     paged, maga = page.attend(0, q, k, v), run.attend(0, q, k, v)
     assert torch.allclose(paged[1], maga[1], atol=1e-6)
     assert not torch.allclose(paged[0], maga[0], atol=1e-3)
+
+
+def test_match_loss_rewards_attention_on_the_character_and_ignores_lone_panels():
+    # one joint page (items 0, 1), 4 tokens per panel; the character is token 0 of each panel
+    cover = torch.zeros(2, 8, dtype=torch.bool)
+    cover[:, [0, 4]] = True
+    joint = torch.tensor([True, True])
+    on_character = torch.full((2, 1, 4, 8), -9.0)
+    on_character[..., [0, 4]] = 0.0
+    uniform = torch.zeros(2, 1, 4, 8)
+    sharp, flat = (match_loss(x.log_softmax(-1), cover, joint) for x in (on_character, uniform))
+    assert float(sharp) < 1e-3 and float(flat) == pytest.approx(-math.log(2 / 8), abs=1e-5)
+    assert float(match_loss(uniform.log_softmax(-1), cover, torch.tensor([False, False]))) == 0.0
+
+
+def test_match_loss_training_step_has_finite_gradients(unet):
+    x, t, text = _inputs(4)
+    page = install_page_attention(unet)
+    page.joint, page.match_weight = torch.tensor([True, True]), 1.0
+    character = torch.zeros(4, 1, 8, 8)
+    character[:2, :, 2:6, 2:6] = 1.0  # the second page shows no character: it must add nothing
+    page.character = character
+    queries = [p for n, p in unet.named_parameters() if ".attn1.to_q." in n]
+    flags = [p.requires_grad for p in queries]
+    try:
+        for p in queries:
+            p.requires_grad_(True)
+            p.grad = None
+        unet(x, t, text)
+        loss = torch.stack(page.match_losses).mean()
+        loss.backward()
+        assert loss.item() > 0
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in queries)
+    finally:
+        for p, flag in zip(queries, flags, strict=True):
+            p.requires_grad_(flag)
+            p.grad = None
