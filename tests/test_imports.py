@@ -11,7 +11,7 @@ Layers, lowest first (a module may import its own layer and those below, never o
     demo      demo/: the toy world, its model's training, the consistency study (which uses eval)
     tools     bench/ (benchmarks on demo stories), batch/ (stories and library builds on workers)
     ui        ui/: the web application
-    commands  commands/, cli.py: the ``sketchstory`` command
+    commands  commands/, cli.py, __main__.py: the ``sketchstory`` command
 
 Every import counts, also those inside functions (imported late to keep ``--help`` fast) and
 under ``TYPE_CHECKING``.
@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("sketchstory.demo",),
     ("sketchstory.bench", "sketchstory.batch"),
     ("sketchstory.ui",),
-    ("sketchstory.commands", "sketchstory.cli"),
+    ("sketchstory.commands", "sketchstory.cli", "sketchstory.__main__"),
 ]
 ROOT = Path(sketchstory.__file__).parent
 
