@@ -53,26 +53,31 @@ def test_joint_page_panel_one_attends_as_maga_makes_it():
     assert not torch.allclose(paged[0], maga[0], atol=1e-3)
 
 
-def test_match_loss_rewards_attention_on_the_character_and_ignores_lone_panels():
-    # one joint page (items 0, 1), 4 tokens per panel; the character is token 0 of each panel
-    cover = torch.zeros(2, 8, dtype=torch.bool)
-    cover[:, [0, 4]] = True
-    joint = torch.tensor([True, True])
-    on_character = torch.full((2, 1, 4, 8), -9.0)
-    on_character[..., [0, 4]] = 0.0
+def test_match_loss_rewards_attention_on_the_targets_and_ignores_lone_panels():
+    # one joint page (items 0, 1), 4 tokens per panel; every query's targets: tokens 0 of both panels
+    targets = torch.zeros(2, 4, 8, dtype=torch.bool)
+    targets[:, :, [0, 4]] = True
+    queries, character = torch.ones(2, 4, dtype=torch.bool), torch.zeros(2, 4, dtype=torch.bool)
+    on_targets = torch.full((2, 1, 4, 8), -9.0)
+    on_targets[..., [0, 4]] = 0.0
     uniform = torch.zeros(2, 1, 4, 8)
-    sharp, flat = (match_loss(x.log_softmax(-1), cover, joint) for x in (on_character, uniform))
+    sharp, flat = (match_loss(x.log_softmax(-1), targets, queries, character) for x in (on_targets, uniform))
     assert float(sharp) < 1e-3 and float(flat) == pytest.approx(-math.log(2 / 8), abs=1e-5)
-    assert float(match_loss(uniform.log_softmax(-1), cover, torch.tensor([False, False]))) == 0.0
+    # the character's queries count again, as much as all the others together
+    character[:, 0] = True
+    assert float(match_loss(uniform.log_softmax(-1), targets, queries, character)) == pytest.approx(-2 * math.log(2 / 8))
+    assert float(match_loss(uniform.log_softmax(-1), targets, ~queries, ~queries)) == 0.0
 
 
-def test_match_loss_training_step_has_finite_gradients(unet):
+@pytest.mark.parametrize("target", ["colour", "character"])
+def test_match_loss_training_step_has_finite_gradients(unet, target):
     x, t, text = _inputs(4)
     page = install_page_attention(unet)
     page.joint, page.match_weight = torch.tensor([True, True]), 1.0
     character = torch.zeros(4, 1, 8, 8)
     character[:2, :, 2:6, 2:6] = 1.0  # the second page shows no character: it must add nothing
-    page.character = character
+    page.character, page.match_target = character, target
+    page.colour = torch.randint(0, 3, (4, 3, 8, 8)).float() * 60.0
     queries = [p for n, p in unet.named_parameters() if ".attn1.to_q." in n]
     flags = [p.requires_grad for p in queries]
     try:

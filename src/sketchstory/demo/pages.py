@@ -10,12 +10,13 @@ coarse convolutions would carry colour across the gutter and leave attention not
 A share of captions does not say the body colour, so the only way to draw the second copy right
 is to look at the first through self-attention.
 
-Matching can also be taught directly (``match_weight``): on joint pages, the queries of each
-panel's character are pulled towards the character tokens of both panels, a cross-entropy on the
-attention mass, averaged over heads. The denoising loss alone teaches it too slowly: at 16x16 the
-logits start flat, so the gradient that would make them selective is tiny (the diagnostic of the
-first page run: attention lift 1 -> 2 at 16x16 in 4,000 steps). The target comes from the data
-(the world's character masks); what the tokens carry across stays learnt by the denoising loss.
+Matching can also be taught directly (``match_weight``): on joint pages, each query is pulled
+towards its twins, the cells of both panels that show its colour in the clean images (or, with
+``match_target="character"``, the character's queries towards both characters), a cross-entropy
+on the head-averaged attention mass. The denoising loss alone teaches it too slowly: at 16x16 the
+logits start flat, so the gradient that would make them selective is tiny (the first page run:
+attention lift 1 -> 2 at 16x16 in 4,000 steps). The targets come from the data (the world's
+images and masks); what the matched tokens carry across is still learnt by the denoising loss.
 
 This is training only, and it is not MAGA's memory: both panels are denoised together at the same
 noise level and see each other (MAGA's panels see only earlier ones, recorded at each step). It
@@ -35,6 +36,8 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from sketchstory.attention.maga import MAGAConfig, MAGAProcessor, MAGARun
 from sketchstory.attention.policy import MemoryPolicy
 
+COLOUR_BIN = 24.0  # RGB levels per bin when cells are grouped by colour
+
 
 @dataclass
 class PageRun(MAGARun):
@@ -43,7 +46,9 @@ class PageRun(MAGARun):
 
     joint: torch.Tensor | None = None  # (pages,) bool, set before each UNet call
     character: torch.Tensor | None = None  # (batch, 1, h, w) character cover of each latent cell
+    colour: torch.Tensor | None = None  # (batch, 3, h, w) mean clean-image colour of each latent cell
     match_weight: float = 0.0
+    match_target: str = "colour"  # "colour": every query; "character": the character's queries only
     match_losses: list[torch.Tensor] = field(default_factory=list)  # one per attn1 call, then cleared
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -57,27 +62,23 @@ class PageRun(MAGARun):
         if not (self.match_weight and self.character is not None and torch.is_grad_enabled()):
             return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         logp = (q @ keys.transpose(-1, -2) / math.sqrt(q.shape[-1]) + mask).log_softmax(-1)
-        self.match_losses.append(match_loss(logp, self._cover(n, partner), self.joint.repeat_interleave(2)))
+        self.match_losses.append(match_loss(logp, *self._targets(n, partner)))
         return logp.exp() @ values
 
-    def _cover(self, n: int, partner: torch.Tensor) -> torch.Tensor:
-        """(batch, 2n) bool: the character's tokens of each panel, then of its partner, at this layer."""
+    def _targets(self, n: int, partner: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """At this layer's resolution: which keys (own panel, then partner) each query should find,
+        (batch, n, 2n); and the queries taught, all and the character's, (batch, n) each."""
         side = math.isqrt(n)
-        own = F.adaptive_avg_pool2d(self.character, (side, side)).flatten(1) > 0.5
-        return torch.cat([own, own[partner]], 1)
-
-
-def match_loss(logp: torch.Tensor, cover: torch.Tensor, joint: torch.Tensor) -> torch.Tensor:
-    """-log of the head-averaged attention mass that a joint panel's character queries put on the
-    character tokens of both panels (0 when there are none); ``logp``: (batch, heads, n, 2n)."""
-    queries = cover[:, : logp.shape[2]] & joint[:, None]
-    items = queries.any(1)
-    if not bool(items.any()):
-        return logp.new_zeros(())
-    logp, cover, queries = logp[items], cover[items], queries[items]
-    # a finite fill: a row with no finite target would give NaN gradients through logsumexp
-    mass = logp.masked_fill(~cover[:, None, None, :], -1e4).logsumexp(-1).exp().mean(1)  # (items, n)
-    return -mass[queries].clamp_min(1e-6).log().mean()
+        joint = self.joint.repeat_interleave(2)[:, None]
+        own = (F.adaptive_avg_pool2d(self.character, (side, side)).flatten(1) > 0.5) & joint
+        if self.match_target == "character":
+            both = torch.cat([own, own[partner]], 1)
+            return own[:, :, None] & both[:, None, :], own, torch.zeros_like(own)
+        # the twins of a cell: the cells of both panels that show its colour (palette steps are >= 43 apart)
+        label = F.adaptive_avg_pool2d(self.colour.float(), (side, side)).div(COLOUR_BIN).round().flatten(2)
+        both = torch.cat([label, label[partner]], 2)  # (batch, 3, 2n)
+        same = (label[:, :, :, None] == both[:, :, None, :]).all(1)
+        return same, joint.expand(-1, n), own
 
 
 def install_page_attention(unet: torch.nn.Module) -> PageRun:
@@ -91,3 +92,18 @@ def install_page_attention(unet: torch.nn.Module) -> PageRun:
 
 def remove_page_attention(unet: torch.nn.Module) -> None:
     unet.set_attn_processor(AttnProcessor2_0())
+
+
+def match_loss(logp: torch.Tensor, targets: torch.Tensor, queries: torch.Tensor, character: torch.Tensor) -> torch.Tensor:
+    """-log of the head-averaged attention mass each taught query puts on its targets, averaged over
+    ``queries`` plus averaged over ``character`` (so the character, a few % of the cells, counts
+    as much as the rest); 0 when nothing is taught. ``logp``: (batch, heads, n, 2n)."""
+    items = queries.any(1)
+    if not bool(items.any()):
+        return logp.new_zeros(())
+    logp, targets, queries, character = logp[items], targets[items], queries[items], character[items]
+    # a finite fill: a row with no finite target would give NaN gradients through logsumexp
+    mass = logp.masked_fill(~targets[:, None], -1e4).logsumexp(-1).exp().mean(1)  # (items, n)
+    nll = -mass.clamp_min(1e-6).log()
+    loss = nll[queries].mean()
+    return loss + nll[character].mean() if bool(character.any()) else loss

@@ -39,6 +39,7 @@ class TrainConfig:
     character_weight: float = 4.0  # extra loss weight on the character's latent cells
     attention_lr_mult: float = 3.0  # learning-rate factor of attn1's queries and keys
     match_weight: float = 0.0  # weight of the page match loss on attn1 (pages.py; 0: denoising only)
+    match_target: str = "colour"  # what the match loss pulls queries to: "colour" twins or "character"
     curriculum: int = 0  # steps over which fewer joint pages get one less noisy panel (0: none)
     probe_every: int = 250  # steps between page probes (0: none)
 
@@ -53,6 +54,8 @@ class TrainConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
 
+        if self.match_target not in ("colour", "character"):
+            raise ValueError(f"match_target must be 'colour' or 'character', got {self.match_target!r}")
         if self.vae_crop < 0 or self.vae_crop % 8:
             raise ValueError(f"vae_crop must be 0 or a positive multiple of 8, got {self.vae_crop}")
 

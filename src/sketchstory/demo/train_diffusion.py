@@ -58,6 +58,7 @@ class Tensors:
     empty_ids: torch.Tensor  # 77
     edges: np.ndarray  # N x H x W uint8 (Canny of the sketch)
     character: torch.Tensor  # N x 1 x h x w: share of each latent cell covered by the character
+    colour: torch.Tensor  # N x 3 x h x w (fp16): each latent cell's mean RGB in the clean image
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,9 @@ def prepare(vae: AutoencoderKL, tokenizer: CLIPTokenizer, data: WorldData, cache
     edges = np.stack([control_image(s)[..., 0] for s in data.sketches])
     h, w = state["image"].shape[-2:]
     character = F.adaptive_avg_pool2d(torch.from_numpy(data.masks).float()[:, None], (h, w))
+    colour = F.adaptive_avg_pool2d(torch.from_numpy(data.images).permute(0, 3, 1, 2).float(), (h, w)).half()
     return Tensors(state["image"], state["sketch"], _ids(tokenizer, data.captions), _ids(tokenizer, data.plain_captions),
-                   _ids(tokenizer, data.sketch_captions()), _ids(tokenizer, [""])[0], edges, character)
+                   _ids(tokenizer, data.sketch_captions()), _ids(tokenizer, [""])[0], edges, character, colour)
 
 
 class EMA:
@@ -163,7 +165,7 @@ def _loss(models: Models, page: PageRun, t: Tensors, cfg: TrainConfig, gen: torc
     latents = torch.where(b["is_sketch"][:, None, None, None], t.sketch_latents[idx], t.image_latents[idx]).float()
     noise = torch.randn(latents.shape, generator=gen)
     noisy = noise_schedule.add_noise(latents, noise, steps)
-    page.joint, page.character = b["joint"], t.character[idx]
+    page.joint, page.character, page.colour = b["joint"], t.character[idx], t.colour[idx]
     pred = _eps(models, noisy, steps, models.text_encoder(b["ids"]).last_hidden_state, t.edges[idx], b["controlled"])
     match = torch.stack(page.match_losses).mean() if page.match_losses else torch.zeros(())
     page.match_losses.clear()
@@ -244,7 +246,7 @@ def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path,
     opt = torch.optim.AdamW(_param_groups(models, cfg), lr=cfg.lr, weight_decay=1e-2)
     ema = EMA(models.named(), cfg.ema_decay)
     page = install_page_attention(unet)
-    page.match_weight = cfg.match_weight
+    page.match_weight, page.match_target = cfg.match_weight, cfg.match_target
     matches: list[float] = []
     progress = checkpoint.Progress("diffusion", cfg.steps, cfg.log_every, log, state)
     history, probes = [], []
