@@ -6,7 +6,8 @@ Layers, lowest first (a module may import its own layer and those below, never o
     core      story, sketches, lineart, editing, layout, panels, tokenizer, attention/, library/:
               documents, drawings, MAGA's arithmetic and the sketch library's storage; no models
     models    models/: registries, loading, caching and releasing of every model
-    pipeline  pipeline/: stage 1, stage 2, per-panel conditions, the story runner, library builds
+    pipeline  pipeline/: stage 1, stage 2, per-panel conditions, the story runner, library builds;
+              maga: MAGA attached to a user's own diffusers pipeline (the public Python API)
     eval      eval/: metrics, baselines and the ablation grid over runs
     demo      demo/: the toy world, its model's training, the consistency study (which uses eval)
     tools     bench/ (benchmarks on demo stories), batch/ (stories and library builds on workers)
@@ -29,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("sketchstory.story", "sketchstory.sketches", "sketchstory.lineart", "sketchstory.editing", "sketchstory.layout",
      "sketchstory.panels", "sketchstory.tokenizer", "sketchstory.attention", "sketchstory.library"),
     ("sketchstory.models",),
-    ("sketchstory.pipeline",),
+    ("sketchstory.pipeline", "sketchstory.maga"),
     ("sketchstory.eval",),
     ("sketchstory.demo",),
     ("sketchstory.bench", "sketchstory.batch"),
