@@ -3,8 +3,8 @@
 Layers, lowest first (a module may import its own layer and those below, never one above):
 
     base      atomic, errors, provenance, data: no sketchstory imports of note
-    core      story, sketches, lineart, editing, layout, panels, tokenizer, attention/, library/:
-              documents, drawings, MAGA's arithmetic and the sketch library's storage; no models
+    core      story, sketches, lineart, editing, layout, panels, tokenizer, attention/, library/, benchmarks/:
+              documents, drawings, MAGA's arithmetic, the sketch library's storage, benchmark imports; no models
     models    models/: registries, loading, caching and releasing of every model
     pipeline  pipeline/: stage 1, stage 2, per-panel conditions, the story runner, library builds;
               maga: MAGA attached to a user's own diffusers pipeline (the public Python API)
@@ -28,7 +28,8 @@ import sketchstory
 LAYERS: list[tuple[str, ...]] = [
     ("sketchstory", "sketchstory.atomic", "sketchstory.errors", "sketchstory.provenance", "sketchstory.data"),
     ("sketchstory.story", "sketchstory.sketches", "sketchstory.lineart", "sketchstory.editing", "sketchstory.layout",
-     "sketchstory.panels", "sketchstory.tokenizer", "sketchstory.attention", "sketchstory.library"),
+     "sketchstory.panels", "sketchstory.tokenizer", "sketchstory.attention", "sketchstory.library",
+     "sketchstory.benchmarks"),
     ("sketchstory.models",),
     ("sketchstory.pipeline", "sketchstory.maga"),
     ("sketchstory.eval",),
