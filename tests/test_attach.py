@@ -11,11 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionControlNetPipeline, StableDiffusionPipeline
+from diffusers import (
+    StableDiffusionControlNetPipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLControlNetPipeline,
+)
 from PIL import Image
 
 from conftest import SIZE, write_story
 from sketchstory import maga
+from sketchstory.models import REGISTRY, load
 from sketchstory.models.tiny_sdxl import tiny_sdxl_controlnet_pipeline, tiny_sdxl_pipeline
 from sketchstory.pipeline.runner import RunOptions, generate
 from sketchstory.story import load_story
@@ -31,6 +36,21 @@ def controlnet_pipe(tiny) -> StableDiffusionControlNetPipeline:
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def xl_controlnet_pipe(c) -> StableDiffusionXLControlNetPipeline:
+    pipe = StableDiffusionXLControlNetPipeline(
+        vae=c.vae, text_encoder=c.text_encoder, text_encoder_2=c.text_encoder_2, tokenizer=c.tokenizer,
+        tokenizer_2=c.tokenizer_2, unet=c.unet, controlnet=c.controlnet, scheduler=c.scheduler("ddim"),
+        add_watermarker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def tiny_xl():
+    return load(REGISTRY["tiny-sdxl"], "cpu")
 
 
 def text_pipe(tiny) -> StableDiffusionPipeline:
@@ -74,7 +94,7 @@ def render_story_with_pipe(pipe, story, out: Path) -> list[Image.Image]:
         has_sketch = canny.exists()
         control = Image.open(canny).convert("RGB") if has_sketch else Image.new("RGB", (SIZE, SIZE))
         images.append(pipe(
-            story.full_prompt(n), image=control, negative_prompt=story.negative_prompt,
+            story.full_prompt(n), image=control, negative_prompt=story.negative_prompt or None,
             controlnet_conditioning_scale=1.0 if has_sketch else 0.0, height=SIZE, width=SIZE,
             num_inference_steps=STEPS, guidance_scale=5.0,
             generator=torch.Generator().manual_seed(story.panel_seed(n)),
@@ -82,17 +102,20 @@ def render_story_with_pipe(pipe, story, out: Path) -> list[Image.Image]:
     return images
 
 
-@pytest.mark.parametrize("maga_settings", [
-    {"memory": "all", "start_step": 0, "start_layer": 0},
-    {"memory": "anchors:0+window:1", "start_step": "1/4", "strength": 1.0, "start_layer": 4},
+@pytest.mark.parametrize(("model", "maga_settings"), [
+    ("tiny", {"memory": "all", "start_step": 0, "start_layer": 0}),
+    ("tiny", {"memory": "anchors:0+window:1", "start_step": "1/4", "strength": 1.0, "start_layer": 4}),
+    ("tiny-sdxl", {"memory": "anchors:0+window:1", "start_step": "1/4", "strength": 1.0, "start_layer": 4}),
 ])
-def test_attached_pipeline_renders_what_the_runner_renders(tiny, tmp_path: Path, maga_settings: dict) -> None:
-    path = write_story(tmp_path / "story", 4, steps=STEPS, maga=maga_settings)
+def test_attached_pipeline_renders_what_the_runner_renders(tiny, tiny_xl, tmp_path: Path, model: str,
+                                                            maga_settings: dict) -> None:
+    path = write_story(tmp_path / "story", 4, steps=STEPS, maga=maga_settings, model=model)
     story = load_story(path)
     out = tmp_path / "out"
-    generate(story, path.parent, out, RunOptions(progress=False), components=tiny)
+    components = tiny_xl if model == "tiny-sdxl" else tiny
+    generate(story, path.parent, out, RunOptions(progress=False), components=components)
 
-    pipe = controlnet_pipe(tiny)
+    pipe = xl_controlnet_pipe(tiny_xl) if model == "tiny-sdxl" else controlnet_pipe(tiny)
     plain = render_story_with_pipe(pipe, story, out)
     knobs = {k: v for k, v in maga_settings.items()}
     with maga.attach(pipe, **knobs) as handle:

@@ -14,7 +14,9 @@ import torch
 from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
+from sketchstory.models.components import Components
 from sketchstory.models.device import place
+from sketchstory.models.specs import REGISTRY
 from sketchstory.models.tiny import BLOCKS, tiny_scheduler_config, tiny_vae
 from sketchstory.tokenizer import clip_tokenizer
 
@@ -57,15 +59,23 @@ def tiny_text_encoders() -> tuple[CLIPTextModel, CLIPTextModelWithProjection]:
     return CLIPTextModel(config), CLIPTextModelWithProjection(config)
 
 
-def _parts(device: torch.device, dtype: torch.dtype, seed: int, controlnet: bool) -> dict:
+def tiny_sdxl_components(device: torch.device, dtype: torch.dtype, *, with_controlnet: bool = True,
+                         seed: int = 0) -> Components:
     torch.manual_seed(seed)
     te, te2 = tiny_text_encoders()
-    parts = {"vae": tiny_vae(), "text_encoder": te, "text_encoder_2": te2, "unet": tiny_sdxl_unet()}
-    if controlnet:
-        parts["controlnet"] = tiny_sdxl_controlnet()
-    place(parts.values(), device, dtype)
-    return parts | {"tokenizer": clip_tokenizer(), "tokenizer_2": clip_tokenizer(),
-                    "scheduler": DDIMScheduler.from_config(tiny_scheduler_config())}
+    unet, vae, cn = tiny_sdxl_unet(), tiny_vae(), tiny_sdxl_controlnet() if with_controlnet else None
+    place((te, te2, unet, vae, cn), device, dtype)
+    return Components(clip_tokenizer(), te, unet, vae, cn, tiny_scheduler_config(), device, dtype,
+                      REGISTRY["tiny-sdxl"], clip_tokenizer(), te2)
+
+
+def _parts(device: torch.device, dtype: torch.dtype, seed: int, controlnet: bool) -> dict:
+    """A pipeline's keyword arguments, from the same models as :func:`tiny_sdxl_components`."""
+    c = tiny_sdxl_components(device, dtype, with_controlnet=controlnet, seed=seed)
+    parts = {"vae": c.vae, "text_encoder": c.text_encoder, "text_encoder_2": c.text_encoder_2, "unet": c.unet,
+             "tokenizer": c.tokenizer, "tokenizer_2": c.tokenizer_2,
+             "scheduler": DDIMScheduler.from_config(c.scheduler_config)}
+    return parts | ({"controlnet": c.controlnet} if controlnet else {})
 
 
 def tiny_sdxl_pipeline(device: torch.device, dtype: torch.dtype, seed: int = 0) -> StableDiffusionXLPipeline:
