@@ -152,3 +152,19 @@ def test_a_reference_must_stay_in_the_story_folder_and_survives_ui_edits(tmp_pat
     edited = set_meta(story, "t", "", "", "fox: an orange fox\nowl: a white owl")
     assert [(c.name, c.description, c.reference) for c in edited.characters] == [
         ("fox", "an orange fox", "../fox.png"), ("owl", "a white owl", None)]
+
+
+def test_the_web_ui_copies_reference_pictures_into_its_work_folder(tmp_path: Path) -> None:
+    from sketchstory.ui.workspace import Workspace
+
+    source = vistorybench_story(tmp_path / "data" / "07")
+    assert main(["story", "import", str(source), "--format", "vistorybench", "-o", str(tmp_path / "s")]) == 0
+    (tmp_path / "s" / "refs" / "Lily" / "00.jpg").rename(tmp_path / "s" / "gone.jpg")
+    doc = json.loads((tmp_path / "s" / "story.json").read_text())
+    doc["characters"][1]["reference"] = "refs/Lily/01.png"
+    (tmp_path / "s" / "story.json").write_text(json.dumps(doc))  # Lily's reference is gone, the fox has one
+    ws = Workspace(tmp_path / "work")
+    story, notes = ws.import_story(tmp_path / "s" / "story.json")
+    lily, fox = story.characters
+    assert lily.reference is None and any("Lily" in n and "refs/Lily/00.jpg" in n for n in notes)
+    assert (ws.root / fox.reference).read_bytes() == (tmp_path / "s" / "refs" / "Lily" / "01.png").read_bytes()
