@@ -17,7 +17,7 @@ from sketchstory.attention.budget import layer_shapes, panel_bytes
 from sketchstory.attention.layers import first_maga_layer, self_attention_layers
 from sketchstory.bench import architectures_sdxl as arch
 from sketchstory.cli import main
-from sketchstory.models import REGISTRY, ModelLoadError, load, resolve_spec
+from sketchstory.models import REGISTRY, ModelLoadError, default_sketch_model, load, resolve_spec
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,7 @@ def test_sdxl_offline_says_what_to_pass(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert "stabilityai/stable-diffusion-xl-base-1.0" in msg and "HF_HUB_OFFLINE" in msg
     assert "--model DIR" in msg and "huggingface-cli download" in msg
     assert REGISTRY["sdxl"].controlnet == "diffusers/controlnet-canny-sdxl-1.0"
+    assert default_sketch_model("tiny-sdxl") == "tiny" and default_sketch_model("sdxl") == "sdxl"
 
 
 def test_a_local_sdxl_folder_is_read_as_sdxl_and_gets_the_sdxl_controlnet(

@@ -103,5 +103,6 @@ def resolve_sketch_model(model: str) -> SketchModelSpec:
 
 
 def default_sketch_model(stage2_model: str) -> str:
-    """Stage 1 follows the bundled models (demo, tiny); for real models it is SDXL, as in the thesis."""
-    return stage2_model if stage2_model in ("demo", "tiny") else "sdxl"
+    """Stage 1 follows the bundled models (demo, tiny; tiny for tiny-sdxl); for real models it is SDXL, as in
+    the thesis."""
+    return {"demo": "demo", "tiny": "tiny", "tiny-sdxl": "tiny"}.get(stage2_model, "sdxl")
