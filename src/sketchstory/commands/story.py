@@ -67,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "their reference pictures; no sketches (stage 1 or the library supplies them).")
     p.add_argument("file", type=Path, help="ViStoryBench: NN/story.json, its folder NN/, or the dataset folder; "
                                            "ConsiStory+: the YAML file")
-    p.add_argument("--format", required=True, choices=("vistorybench", "consistory"), dest="fmt")
+    p.add_argument("--format", required=True, choices=("vistorybench", "consistory"), dest="fmt",
+                   help="the benchmark the file comes from")
     p.add_argument("-o", "--out", type=Path, required=True,
                    help="the story folder (one ViStoryBench story), else a folder of story folders")
     p.add_argument("--lang", choices=("en", "ch"), default="en", help="ViStoryBench's language (default en)")
