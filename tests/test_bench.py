@@ -37,6 +37,17 @@ def test_bench_rows_ratios_and_bank_growth(tmp_path: Path, capsys) -> None:
     assert "maga-all" in capsys.readouterr().out
 
 
+def test_bench_runs_the_sdxl_class_and_picks_scenarios(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    assert main(["bench", "--arch", "tiny-sdxl", "--size", "32", "--steps", "2", "--panels", "2,4",
+                 "--scenarios", "plain,maga", "-o", str(out)]) == 0
+    result = json.loads((out / "bench.json").read_text())
+    assert result["model"] == "tiny-sdxl" and {r["scenario"] for r in result["rows"]} == {"plain", "maga"}
+    rows = {(r["scenario"], r["panels"]): r for r in result["rows"]}
+    assert rows[("maga", 4)]["memory_bank_peak_bytes"] == 3 * rows[("maga", 2)]["memory_bank_peak_bytes"] > 0
+    assert main(["bench", "--arch", "tiny", "--scenarios", "plain,magic", "-o", str(out)]) == 2
+
+
 def test_block_initialisers_keep_torch_scales_and_are_restored() -> None:
     original = torch.nn.init.kaiming_uniform_
     with _block_initialisers(0):

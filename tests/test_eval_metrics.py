@@ -126,3 +126,35 @@ def test_missing_models_offline_are_skipped_with_the_fix(monkeypatch: pytest.Mon
     assert status["clip"]["status"] == "skipped" and "HF_HUB_OFFLINE" in status["clip"]["note"]
     assert status["dino"]["status"] == "skipped"
     assert status["dreamsim"]["status"] == status["nima"]["status"] == "blocked"
+
+
+class MeanColour:
+    """A stand-in image scorer: the unit mean colour of each picture, so similarities are known."""
+
+    def images(self, images: list[Image.Image]) -> torch.Tensor:
+        means = torch.tensor(np.array([np.asarray(im, np.float32).mean(axis=(0, 1)) for im in images]))
+        return torch.nn.functional.normalize(means, dim=-1)
+
+
+def test_per_character_similarity_compares_each_character_with_itself_only(tmp_path: Path) -> None:
+    import json
+
+    from sketchstory.eval.evaluate import evaluate
+    from sketchstory.eval.runs import load_run
+
+    colours = [(200, 0, 0), (0, 0, 200), (200, 0, 0), (0, 200, 200)]  # fox, owl, fox, owl+fox
+    casts = [["fox"], ["owl"], ["fox"], ["owl", "fox"]]
+    (tmp_path / "run" / "panels").mkdir(parents=True)
+    for n, colour in enumerate(colours):
+        Image.new("RGB", (8, 8), colour).save(tmp_path / "run" / "panels" / f"panel_{n:02d}.png")
+    story = {"characters": [{"name": "fox"}, {"name": "owl"}],
+             "panels": [{"prompt": f"panel {n}", "characters": cast} for n, cast in enumerate(casts)]}
+    (tmp_path / "run" / "story.json").write_text(json.dumps(story))
+    run = load_run(tmp_path / "run", "ours")
+    assert [p.characters for p in run.panels] == [("fox",), ("owl",), ("fox",), ("fox", "owl")]
+    scorer = MeanColour()
+    metrics = evaluate([run], EvalOptions(), scorers=(None, scorer, {}))["runs"][0]["metrics"]  # type: ignore[arg-type]
+    cyan = 1 / math.sqrt(2)  # cos(red, cyan) = 0, cos(blue, cyan) = 1/sqrt(2)
+    fox = (1 + 0 + 0) / 3  # pairs (0,2) (0,3) (2,3)
+    assert metrics["dino_character"] == pytest.approx((fox + cyan) / 2)
+    assert metrics["dino"] == pytest.approx((0 + 1 + 0 + 0 + cyan + 0) / 6)

@@ -3,10 +3,11 @@
 Layers, lowest first (a module may import its own layer and those below, never one above):
 
     base      atomic, errors, provenance, data: no sketchstory imports of note
-    core      story, sketches, lineart, editing, layout, panels, tokenizer, attention/, library/:
-              documents, drawings, MAGA's arithmetic and the sketch library's storage; no models
+    core      story, sketches, lineart, editing, layout, panels, tokenizer, attention/, library/, benchmarks/:
+              documents, drawings, MAGA's arithmetic, the sketch library's storage, benchmark imports; no models
     models    models/: registries, loading, caching and releasing of every model
-    pipeline  pipeline/: stage 1, stage 2, per-panel conditions, the story runner, library builds
+    pipeline  pipeline/: stage 1, stage 2, per-panel conditions, the story runner, library builds;
+              maga: MAGA attached to a user's own diffusers pipeline (the public Python API)
     eval      eval/: metrics, baselines and the ablation grid over runs
     demo      demo/: the toy world, its model's training, the consistency study (which uses eval)
     tools     bench/ (benchmarks on demo stories), batch/ (stories and library builds on workers)
@@ -27,9 +28,10 @@ import sketchstory
 LAYERS: list[tuple[str, ...]] = [
     ("sketchstory", "sketchstory.atomic", "sketchstory.errors", "sketchstory.provenance", "sketchstory.data"),
     ("sketchstory.story", "sketchstory.sketches", "sketchstory.lineart", "sketchstory.editing", "sketchstory.layout",
-     "sketchstory.panels", "sketchstory.tokenizer", "sketchstory.attention", "sketchstory.library"),
+     "sketchstory.panels", "sketchstory.tokenizer", "sketchstory.attention", "sketchstory.library",
+     "sketchstory.benchmarks"),
     ("sketchstory.models",),
-    ("sketchstory.pipeline",),
+    ("sketchstory.pipeline", "sketchstory.maga"),
     ("sketchstory.eval",),
     ("sketchstory.demo",),
     ("sketchstory.bench", "sketchstory.batch"),

@@ -41,6 +41,9 @@ class _Doc(BaseModel):
 class Character(_Doc):
     name: str = Field(min_length=1, max_length=64)
     description: str = ""
+    # A picture of the character: a path inside the story folder, as the issue "Characters as
+    # first-class" defines it. Checked like sketches and kept through edits; not yet read by stage 2.
+    reference: str | None = None
 
 
 class Panel(_Doc):
@@ -303,8 +306,24 @@ def check_sketches(story: Story, story_dir: Path) -> list[str]:
     return problems
 
 
+def check_references(story: Story, story_dir: Path) -> list[str]:
+    """Problems with the characters' reference pictures."""
+    problems = []
+    for i, character in enumerate(story.characters):
+        if character.reference is None:
+            continue
+        try:
+            path = resolve_sketch(story_dir, character.reference)
+        except ValueError as e:
+            problems.append(f"characters[{i}].reference: {e}")
+            continue
+        if not path.is_file():
+            problems.append(f"characters[{i}].reference: file not found: {character.reference}")
+    return problems
+
+
 def load_story(path: Path, *, check_files: bool = True) -> Story:
-    """Load and validate a story file (and, by default, that its sketch files exist)."""
+    """Load and validate a story file (and, by default, that its sketch and reference files exist)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is allowed
@@ -325,7 +344,7 @@ def load_story(path: Path, *, check_files: bool = True) -> Story:
     except ValueError as e:  # e.g. a number with thousands of digits
         raise StoryError([f"not a usable JSON document: {e}"], str(path)) from None
     story = parse_story(data, str(path))
-    if check_files and (problems := check_sketches(story, path.parent)):
+    if check_files and (problems := check_sketches(story, path.parent) + check_references(story, path.parent)):
         raise StoryError(problems, str(path))
     return story
 

@@ -10,8 +10,9 @@ from sketchstory.commands.args import int_list
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="time and memory vs number of panels: plain ControlNet vs MAGA modes/policies")
-    p.add_argument("--arch", choices=["sd15", "tiny"], default="sd15",
-                   help="sd15: the full SD1.5 + ControlNet architecture with random weights (default)")
+    p.add_argument("--arch", choices=["sd15", "sdxl", "tiny", "tiny-sdxl"], default="sd15",
+                   help="sd15: the full SD1.5 + ControlNet architecture with random weights (default); sdxl: SDXL + "
+                        "its Canny ControlNet, likewise (bfloat16 on CPU: about 10 GB)")
     p.add_argument("--size", type=int, help="image size (default: 512 on a GPU, 128 on CPU)")
     p.add_argument("--steps", type=int, help="denoising steps (default: 30 on a GPU, 4 on CPU)")
     p.add_argument("--panels", type=int_list, default=[1, 2, 4, 8], metavar="N,M",
@@ -19,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--long", action="store_true", help="also measure 16 panels")
     p.add_argument("--quick", action="store_true",
                    help="64 px, 2 steps, 1/2/4 panels, 3 scenarios: about 2.5 minutes on 2 CPU cores")
+    p.add_argument("--scenarios", type=lambda t: t.split(","), metavar="A,B",
+                   help="only these scenarios (default all: plain, maga, maga-batched, maga-budget, maga-all)")
     p.add_argument("--device")
     p.add_argument("-o", "--out", type=Path, default=Path("out/bench"))
     p.set_defaults(func=cmd_bench)
@@ -37,16 +40,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     args.size = args.size or (512 if gpu else 128)
     args.steps = args.steps or (30 if gpu else 4)
     panels = args.panels + ([16] if args.long else [])
-    scenarios = tuple(s for s in SCENARIOS if not args.quick or s.name in ("plain", "maga", "maga-all"))
+    names = args.scenarios or (("plain", "maga", "maga-all") if args.quick else [s.name for s in SCENARIOS])
+    unknown = sorted(set(names) - {s.name for s in SCENARIOS})
+    if unknown:
+        raise ValueError(f"--scenarios {','.join(unknown)}: choose from {', '.join(s.name for s in SCENARIOS)}")
+    scenarios = tuple(s for s in SCENARIOS if s.name in names)
     print(f"building {args.arch} with random weights on {device} ...", flush=True)
     if args.arch == "sd15":
         from sketchstory.bench.architectures import sd15_components
 
         components = sd15_components(device, dtype)
-    else:
-        from sketchstory.models import tiny_components
+    elif args.arch == "sdxl":
+        from sketchstory.bench.architectures_sdxl import sdxl_components
 
-        components = tiny_components(device, dtype)
+        components = sdxl_components(device, dtype if gpu else torch.bfloat16)
+    else:
+        from sketchstory.models import REGISTRY, load
+
+        components = load(REGISTRY[args.arch], str(device))
     with torch.inference_mode():
         result = run_bench(components, panels, args.size, args.steps, scenarios)
     write_results(result, args.out)

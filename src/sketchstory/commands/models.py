@@ -14,5 +14,5 @@ def cmd_models(args: argparse.Namespace) -> int:
     from sketchstory.models import REGISTRY
 
     for spec in REGISTRY.values():
-        print(f"{spec.name:8} {spec.description}\n{'':8} base: {spec.base}\n{'':8} controlnet: {spec.controlnet}")
+        print(f"{spec.name:10} {spec.description}\n{'':10} base: {spec.base}\n{'':10} controlnet: {spec.controlnet}")
     return 0

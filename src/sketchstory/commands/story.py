@@ -62,6 +62,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("story", type=Path)
     p.set_defaults(func=cmd_list)
 
+    p = sub.add_parser("import", help="make stories of a benchmark's: ViStoryBench or ConsiStory+ (docs/benchmarks.md)",
+                       description="Turn a benchmark story into a story folder: prompts, captions, characters and "
+                                   "their reference pictures; no sketches (stage 1 or the library supplies them).")
+    p.add_argument("file", type=Path, help="ViStoryBench: NN/story.json, its folder NN/, or the dataset folder; "
+                                           "ConsiStory+: the YAML file")
+    p.add_argument("--format", required=True, choices=("vistorybench", "consistory"), dest="fmt",
+                   help="the benchmark the file comes from")
+    p.add_argument("-o", "--out", type=Path, required=True,
+                   help="the story folder (one ViStoryBench story), else a folder of story folders")
+    p.add_argument("--lang", choices=("en", "ch"), default="en", help="ViStoryBench's language (default en)")
+    p.set_defaults(func=cmd_import)
+
     p = action("import-sketch", "make a drawing (photo, scan, PNG) the panel's sketch, at the story's size",
                lambda s, d, a: _panels().import_sketch(s, d, a.panel, a.image))
     p.add_argument("image", type=Path, help="the drawing")
@@ -115,6 +127,25 @@ def _apply(args: argparse.Namespace, run: Action) -> int:
     story = run(load_story(args.story, check_files=False), args.story.parent, args)
     save_story(story, args.story)
     _print_panels(story)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from sketchstory.benchmarks import read_consistory, read_vistorybench, write_story_folder
+
+    stories = read_vistorybench(args.file, args.lang) if args.fmt == "vistorybench" else read_consistory(args.file)
+    # One ViStoryBench story (its story.json or folder) goes to -o itself; a dataset or a YAML, into -o.
+    single = args.fmt == "vistorybench" and (args.file.is_file() or (args.file / "story.json").is_file())
+    if not single and args.out.exists() and any(args.out.iterdir()):
+        raise ValueError(f"{args.out} is not empty: give a new folder for the {len(stories)} story folders")
+    for imported in stories:
+        written = write_story_folder(imported, args.out if single else args.out / imported.name)
+        story = imported.story
+        refs = sum(c.reference is not None for c in story.characters)
+        print(f"{written}: {len(story.panels)} panels, {len(story.characters)} characters "
+              f"({refs} with a reference picture)")
+        for note in imported.notes:
+            print(f"  note: {note}")
     return 0
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 from sketchstory.eval.edges import sketch_fidelity
@@ -88,6 +89,15 @@ def _mean(values: list[float]) -> float | None:
     return float(statistics.fmean(values)) if values else None
 
 
+def per_character_similarity(embeddings: torch.Tensor, panels: tuple[RunPanel, ...]) -> float | None:
+    """ViStoryBench's self-consistency in the same spirit: for each character in two panels or more,
+    the mean pairwise similarity of those panels; then the mean over those characters (None: none)."""
+    names = dict.fromkeys(name for p in panels for name in p.characters)
+    sims = [mean_pairwise_similarity(embeddings[[i for i, p in enumerate(panels) if name in p.characters]])
+            for name in names]
+    return _mean([s for s in sims if s is not None])
+
+
 def evaluate_run(run: Run, options: EvalOptions, clip: ClipScorer | None, dino: DinoScorer | None,
                  reference: Callable[[tuple[int, int]], np.ndarray] | None) -> dict[str, Any]:
     images = [open_rgb(p.image) for p in run.panels]
@@ -110,9 +120,13 @@ def evaluate_run(run: Run, options: EvalOptions, clip: ClipScorer | None, dino: 
             for (record, _), sim in zip(prompted, sims.tolist(), strict=True):
                 record["clip_t"] = sim
         metrics["clip_t"] = _mean([r["clip_t"] for r in per_panel if "clip_t" in r])
-        metrics["clip_i"] = mean_pairwise_similarity(clip.images(identity))
+        embeddings = clip.images(identity)
+        metrics["clip_i"] = mean_pairwise_similarity(embeddings)
+        metrics["clip_i_character"] = per_character_similarity(embeddings, run.panels)
     if dino is not None:
-        metrics["dino"] = mean_pairwise_similarity(dino.images(identity))
+        embeddings = dino.images(identity)
+        metrics["dino"] = mean_pairwise_similarity(embeddings)
+        metrics["dino_character"] = per_character_similarity(embeddings, run.panels)
     metrics.update(_cost(run.info, len(run.panels)))
     return {"system": run.system, "story": run.story, "path": str(run.path), "panels": len(run.panels),
             "background_removed": sum(s is not None for s in subjects), "metrics": metrics,

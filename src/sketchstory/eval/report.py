@@ -22,6 +22,8 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("clip_i", "CLIP-I (↑)", "{:.3f}"),
     ("dreamsim", "DreamSim (↓)", "{:.3f}"),
     ("dino", "DINO (↑)", "{:.3f}"),
+    ("clip_i_character", "CLIP-I per character (↑)", "{:.3f}"),
+    ("dino_character", "DINO per character (↑)", "{:.3f}"),
     ("edge_f1", "Sketch F1 (↑)", "{:.3f}"),
     ("chamfer_px", "Chamfer px (↓)", "{:.2f}"),
     ("seconds", "s / story (↓)", "{:.1f}"),

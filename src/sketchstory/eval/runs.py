@@ -31,6 +31,7 @@ class RunPanel:
     prompt: str | None
     sketch: Path | None  # the normalised sketch the panel was drawn from
     canny: Path | None  # the ControlNet condition made from it
+    characters: tuple[str, ...] = ()  # who is in it, from the run's story.json
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,13 @@ def is_run(path: Path) -> bool:
     return (Path(path) / "panels").is_dir()
 
 
-def _story_prompts(path: Path) -> list[str]:
+def _story_panels(path: Path) -> list[tuple[str, tuple[str, ...]]]:
+    """Each panel's (full prompt, character names) from the run's story.json; [] without one."""
     file = path / "story.json"
     if not file.exists():
         return []
     story = load_story(file, check_files=False)
-    return [story.full_prompt(n) for n in range(len(story.panels))]
+    return [(story.full_prompt(n), tuple(c.name for c in story.panel_characters(n))) for n in range(len(story.panels))]
 
 
 def load_run(path: Path, system: str) -> Run:
@@ -59,15 +61,15 @@ def load_run(path: Path, system: str) -> Run:
     images = sorted((path / "panels").glob("panel_*.png"))
     if not images:
         raise ValueError(f"{path}: no panels/panel_NN.png to evaluate")
-    prompts = _story_prompts(path)
+    story = _story_panels(path)
     panels = []
     for image in images:
         n = int(image.stem.split("_")[1])
         meta = read_png_meta(image) or {}
-        prompt = meta.get("prompt") or (prompts[n] if n < len(prompts) else None)
+        prompt, characters = story[n] if n < len(story) else (None, ())
         sketch, canny = (path / "conditions" / f"panel_{n:02d}_{kind}.png" for kind in ("sketch", "canny"))
-        panels.append(RunPanel(n, image, prompt, sketch if sketch.exists() else None,
-                               canny if canny.exists() else None))
+        panels.append(RunPanel(n, image, meta.get("prompt") or prompt, sketch if sketch.exists() else None,
+                               canny if canny.exists() else None, characters))
     info_file = path / "run.json"
     info = json.loads(info_file.read_text()) if info_file.exists() else {}
     return Run(path, system, path.name, tuple(panels), info)

@@ -1,4 +1,9 @@
-"""What stage 2 runs: a base model's parts and its ControlNet, placed on one device."""
+"""What stage 2 runs: a base model's parts and its ControlNet, placed on one device.
+
+SDXL adds a second tokenizer and text encoder (:attr:`Components.is_xl`): its prompt embedding is
+both encoders' penultimate hidden states side by side, and its UNet and ControlNet also read the
+second encoder's pooled embedding and the image's size and crop (stage2.added_conditions).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from transformers import CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from sketchstory.models.specs import ModelSpec
 
@@ -40,6 +45,12 @@ class Components:
     device: torch.device
     dtype: torch.dtype
     spec: ModelSpec
+    tokenizer_2: CLIPTokenizer | None = None  # SDXL's second tokenizer and text encoder
+    text_encoder_2: CLIPTextModelWithProjection | None = None
+
+    @property
+    def is_xl(self) -> bool:
+        return self.text_encoder_2 is not None
 
     def scheduler(self, name: str) -> SchedulerMixin:
         """A fresh scheduler (they are stateful) of the named kind, on the model's noise schedule."""

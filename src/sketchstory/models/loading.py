@@ -1,5 +1,5 @@
-"""Loading stage 2's components: a base model (hub id, diffusers folder or single checkpoint) and its
-Canny ControlNet, onto one device."""
+"""Loading stage 2's components: a base model (hub id, diffusers folder or single checkpoint), SD1.5 or
+SDXL, and its Canny ControlNet, onto one device."""
 
 from __future__ import annotations
 
@@ -7,26 +7,43 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
-from transformers import CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from sketchstory.models.components import Components
 from sketchstory.models.device import default_device, place
 from sketchstory.models.hub import CONTROLNET_FILES, explain_load_error, fetch, hub_offline
-from sketchstory.models.specs import ModelSpec
+from sketchstory.models.specs import CANNY, Kind, ModelSpec
 
 
-def _load_base(source: str, dtype: torch.dtype) -> tuple:
+def base_kind(source: str) -> Kind:
+    """SD1.5 or SDXL: a diffusers folder by its second text encoder, a checkpoint by its tensors."""
+    path = Path(source)
+    if path.is_dir():
+        return "sdxl" if (path / "text_encoder_2").is_dir() else "sd15"
+    from sketchstory.models.pipelines import detect_kind  # imports diffusers' pipelines: only for files
+
+    return detect_kind(path)
+
+
+def _load_base(source: str, dtype: torch.dtype, kind: Kind) -> tuple:
+    """(tokenizer, text encoder, UNet, VAE, scheduler config, second tokenizer, second text encoder)."""
     if Path(source).is_file():
-        from diffusers import StableDiffusionPipeline
+        from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-        pipe = StableDiffusionPipeline.from_single_file(source, torch_dtype=dtype, local_files_only=hub_offline())
-        return pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae, pipe.scheduler.config
+        cls = StableDiffusionXLPipeline if kind == "sdxl" else StableDiffusionPipeline
+        pipe = cls.from_single_file(source, torch_dtype=dtype, local_files_only=hub_offline())
+        return (pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae, pipe.scheduler.config,
+                getattr(pipe, "tokenizer_2", None), getattr(pipe, "text_encoder_2", None))
     tok = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer")
     te = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", torch_dtype=dtype)
     unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", torch_dtype=dtype)
     vae = AutoencoderKL.from_pretrained(source, subfolder="vae", torch_dtype=dtype)
     sched = DDIMScheduler.load_config(source, subfolder="scheduler")
-    return tok, te, unet, vae, sched
+    tok2 = te2 = None
+    if kind == "sdxl":
+        tok2 = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer_2")
+        te2 = CLIPTextModelWithProjection.from_pretrained(source, subfolder="text_encoder_2", torch_dtype=dtype)
+    return tok, te, unet, vae, sched, tok2, te2
 
 
 def _load_controlnet(source: str, dtype: torch.dtype) -> ControlNetModel:
@@ -46,17 +63,22 @@ def load(spec: ModelSpec, device: str | None = None, *, with_controlnet: bool = 
         from sketchstory.models.tiny import tiny_components
 
         return tiny_components(dev, dtype, with_controlnet=with_controlnet)
+    if spec.base == "tiny-sdxl":
+        from sketchstory.models.tiny_sdxl import tiny_sdxl_components
+
+        return tiny_sdxl_components(dev, dtype, with_controlnet=with_controlnet)
     base = fetch(spec.base, "base model")
     try:
-        tok, te, unet, vae, sched = _load_base(base, dtype)
+        kind = spec.kind or base_kind(base)
+        tok, te, unet, vae, sched, tok2, te2 = _load_base(base, dtype, kind)
     except (OSError, ValueError) as err:
         raise explain_load_error(base, "base model", err) from None
     controlnet = None
-    if with_controlnet and spec.controlnet:
-        source = fetch(spec.controlnet, "ControlNet", CONTROLNET_FILES)
+    if with_controlnet:
+        source = fetch(spec.controlnet or CANNY[kind], "ControlNet", CONTROLNET_FILES)
         try:
             controlnet = _load_controlnet(source, dtype)
         except (OSError, ValueError) as err:
             raise explain_load_error(source, "ControlNet", err) from None
-    place((te, controlnet, unet, vae), dev, dtype, offload=offload)
-    return Components(tok, te, unet, vae, controlnet, dict(sched), dev, dtype, spec)
+    place((te, te2, controlnet, unet, vae), dev, dtype, offload=offload)
+    return Components(tok, te, unet, vae, controlnet, dict(sched), dev, dtype, spec, tok2, te2)

@@ -1,7 +1,7 @@
 """The named models of both stages, and how a name or a source becomes a spec. No torch.
 
-Stage 2 runs an SD1.5-family base with its Canny ControlNet (:class:`ModelSpec`); stage 1 asks a
-text-to-image model, SD1.5 or SDXL, for line art (:class:`SketchModelSpec`). Any hub id, local
+Stage 2 runs an SD1.5- or SDXL-family base with its Canny ControlNet (:class:`ModelSpec`); stage 1
+asks a text-to-image model, SD1.5 or SDXL, for line art (:class:`SketchModelSpec`). Any hub id, local
 diffusers folder or single checkpoint stands for an ad-hoc spec of its own.
 """
 
@@ -24,29 +24,38 @@ LINEART_NEGATIVE = ("color, colour, shading, gradient, grey tones, photo, realis
                     "hatching, text, watermark, signature, blurry, noisy")
 
 
+# Each family's Canny ControlNet: what a base model of unknown family gets once its family is read.
+CANNY: dict[Kind, str] = {"sd15": "lllyasviel/control_v11p_sd15_canny", "sdxl": "diffusers/controlnet-canny-sdxl-1.0"}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A stage-2 model: its base and Canny ControlNet."""
 
     name: str
     base: str  # registry-free source: hub id, local folder, or single-file checkpoint
-    controlnet: str | None
+    controlnet: str | None  # None: the Canny ControlNet of the base's family (CANNY), once it is read
     description: str
     native_size: int = 512
+    kind: Kind | None = "sd15"  # None: read from the base when loading
 
 
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "lllyasviel/control_v11p_sd15_canny",
+        ModelSpec("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", CANNY["sd15"],
                   "Stable Diffusion 1.5 with the v1.1 Canny ControlNet"),
+        ModelSpec("sdxl", "stabilityai/stable-diffusion-xl-base-1.0", CANNY["sdxl"],
+                  "Stable Diffusion XL base 1.0 with the SDXL Canny ControlNet", 1024, "sdxl"),
         # The thesis used SD1.5 fine-tuned on 2.6M Danbooru images; Anything V5 is the closest
         # widely mirrored public fine-tune of that kind.
-        ModelSpec("anime", "stablediffusionapi/anything-v5", "lllyasviel/control_v11p_sd15_canny",
+        ModelSpec("anime", "stablediffusionapi/anything-v5", CANNY["sd15"],
                   "anime fine-tune of SD1.5 (closest public equivalent of the thesis's model)"),
         ModelSpec("demo", str(DEMO_DIR), str(DEMO_DIR / "controlnet"),
                   "sketchstory's bundled toy-world model, trained here; runs on CPU in seconds", 64),
         ModelSpec("tiny", "tiny", "tiny", "random tiny models of the real classes, to smoke-test an install", 32),
+        ModelSpec("tiny-sdxl", "tiny-sdxl", "tiny-sdxl", "random tiny models of SDXL's classes, to smoke-test SDXL",
+                  32, "sdxl"),
     )
 }
 
@@ -84,7 +93,7 @@ SKETCH_REGISTRY: dict[str, SketchModelSpec] = {
 
 def resolve_spec(model: str, controlnet: str | None = None) -> ModelSpec:
     """A stage-2 registry name, or any source string made into an ad-hoc spec."""
-    spec = REGISTRY.get(model) or ModelSpec(model, model, REGISTRY["sd15"].controlnet, f"user model {model}")
+    spec = REGISTRY.get(model) or ModelSpec(model, model, None, f"user model {model}", kind=None)
     return replace(spec, controlnet=controlnet) if controlnet is not None else spec
 
 
@@ -94,5 +103,6 @@ def resolve_sketch_model(model: str) -> SketchModelSpec:
 
 
 def default_sketch_model(stage2_model: str) -> str:
-    """Stage 1 follows the bundled models (demo, tiny); for real models it is SDXL, as in the thesis."""
-    return stage2_model if stage2_model in ("demo", "tiny") else "sdxl"
+    """Stage 1 follows the bundled models (demo, tiny; tiny for tiny-sdxl); for real models it is SDXL, as in
+    the thesis."""
+    return {"demo": "demo", "tiny": "tiny", "tiny-sdxl": "tiny"}.get(stage2_model, "sdxl")

@@ -40,7 +40,7 @@ from sketchstory.attention.policy import MemoryPolicy, parse_policy
 from sketchstory.layout import compose_page
 from sketchstory.models import Components, load, resolve_spec
 from sketchstory.pipeline.conditions import PanelInputs, prepare_inputs, read_sketches
-from sketchstory.pipeline.stage2 import PanelJob, Sampling, control_tensor, decode, denoise, encode_text
+from sketchstory.pipeline.stage2 import PanelJob, Sampling, control_tensor, decode, denoise, encode_negative, encode_text
 from sketchstory.provenance import fingerprint, read_png_meta, save_png, versions
 from sketchstory.story import Story
 from sketchstory.tokenizer import long_prompts
@@ -185,16 +185,16 @@ class StoryRun:
 
     def _jobs(self, panels: list[int], run: MAGARun) -> list[PanelJob]:
         c = self.components
-        uncond, _ = encode_text(c, self.story.negative_prompt)
+        uncond, uncond_pooled = encode_negative(c, self.story.negative_prompt)
         jobs = []
         for n in panels:
             p = self.inputs[n]
             cond, pooled = encode_text(c, p.prompt)
-            run.conditions[n] = pooled
+            run.conditions[n] = pooled  # SDXL: the second encoder's, as maga.attach reads it
             if p.mask is not None:
                 run.subject_masks[n] = torch.from_numpy(p.mask).to(c.device)
             control = control_tensor(p.canny, c) if p.canny is not None else None
-            jobs.append(PanelJob(n, p.seed, cond, uncond, control))
+            jobs.append(PanelJob(n, p.seed, cond, uncond, control, pooled[None], uncond_pooled[None]))
         return jobs
 
     def _chunks(self, panels: list[int]) -> list[list[int]]:

@@ -68,7 +68,9 @@ def _revalidated(story: Story, **update: Any) -> Story:
 
 
 def set_meta(story: Story, title: str, style: str, negative_prompt: str, characters: str) -> Story:
-    chars = [c.model_dump() for c in parse_characters(characters)]
+    """Title, style, negative prompt and characters; a character keeps its reference picture by name."""
+    references = {c.name: c.reference for c in story.characters}
+    chars = [c.model_dump() | {"reference": references.get(c.name)} for c in parse_characters(characters)]
     return _revalidated(story, title=title.strip() or "Untitled story", style=style, negative_prompt=negative_prompt,
                         characters=chars)
 

@@ -117,7 +117,8 @@ class Workspace:
     # --- opening and saving story files -----------------------------------------------------
 
     def import_story(self, path: Path) -> tuple[Story, list[str]]:
-        """Load a story file and copy its sketches in (library sketches too, when the library has them).
+        """Load a story file and copy its sketches (library sketches too, when the library has them) and its
+        characters' reference pictures in.
 
         Returns the story and notes on the sketches that could not be found: a missing file leaves
         its panel without a sketch, a missing library sketch keeps its ``library:ID`` reference.
@@ -140,7 +141,19 @@ class Workspace:
                 panels[i] = panel.model_copy(update={"sketch": None})
                 continue
             panels[i] = panel.model_copy(update={"sketch": self.store_bytes(data, source.suffix)})
-        return story.with_panels(panels), notes
+        characters = list(story.characters)
+        for i, character in enumerate(characters):
+            if character.reference is None:
+                continue
+            try:
+                source = self._sketch_source(path.parent, character.reference)
+                reference: str | None = self.store_bytes(source.read_bytes(), source.suffix)
+            except (ValueError, OSError):
+                notes.append(f"character {character.name}: cannot read its reference picture "
+                             f"{character.reference}; it has none now")
+                reference = None
+            characters[i] = character.model_copy(update={"reference": reference})
+        return story.with_panels(panels).model_copy(update={"characters": tuple(characters)}), notes
 
     def _sketch_source(self, story_dir: Path, ref: str) -> Path:
         if ref.startswith(LIBRARY_PREFIX):
@@ -206,6 +219,8 @@ class Workspace:
             for condition in sorted((self.out / "conditions").glob(f"panel_{n:02d}_*.png")):
                 files[f"conditions/{condition.name}"] = condition
         files |= self.local_sketches(results.story)
+        files |= {ref: self.root / ref for c in results.story.characters
+                  if (ref := c.reference) is not None and (self.root / ref).is_file()}
         target = self.exports / f"{folder}.zip"
 
         def write(tmp: Path) -> None:
