@@ -29,6 +29,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("input", type=Path, help="a folder of story folders (each with story.json), or a .jsonl file")
     p.add_argument("-o", "--out", type=Path, required=True,
                    help="output folder: OUT/NAME/ per story (generate's layout) and OUT/batch.json")
+    p.add_argument("--force", action="store_true",
+                   help="write into an output folder that holds files sketchstory did not write")
     p.add_argument("--retries", type=int, default=2, metavar="N", help="tries again a failed story up to N times (default 2)")
     p.add_argument("--library", type=Path, help="sketch library for library:ID sketches (on shared storage)")
     p.add_argument("--keep-memory", action="store_true",
@@ -50,7 +52,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     tasks = with_story(read_tasks(args.input), lambda story: story.with_settings(changes, "command-line settings"))
     try:
         report = run_batch(tasks, args.out, cluster, retries=args.retries, library=args.library,
-                           keep_memory=args.keep_memory, progress=not args.quiet)
+                           keep_memory=args.keep_memory, progress=not args.quiet, force=args.force,
+                           inputs=[args.input] if args.input.is_dir() else [])
     except KeyboardInterrupt:
         print(f"interrupted: finished stories and panels are kept ({args.out / REPORT_NAME} lists the finished "
               "stories); run the same command again to continue", file=sys.stderr)

@@ -29,7 +29,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from sketchstory.bench.scaling import SCENARIOS, run_bench, table, write_results
     from sketchstory.models import default_device
+    from sketchstory.outputs import check_output
 
+    check_output(args.out)  # refused now, not after minutes of benchmarking
     device, dtype = default_device(args.device)
     if args.quick:
         args.size, args.steps, args.panels = 64, 2, [1, 2, 4]

@@ -21,7 +21,6 @@ import functools
 import json
 import logging
 import resource
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -39,7 +38,8 @@ from sketchstory.attention.memory import MemoryBank
 from sketchstory.attention.policy import MemoryPolicy, parse_policy
 from sketchstory.layout import compose_page
 from sketchstory.models import Components, load, resolve_spec
-from sketchstory.pipeline.conditions import PanelInputs, prepare_inputs, read_sketches
+from sketchstory.outputs import output_folder
+from sketchstory.pipeline.conditions import PanelInputs, Sketch, prepare_inputs, read_sketches
 from sketchstory.pipeline.stage2 import PanelJob, Sampling, control_tensor, decode, denoise, encode_text
 from sketchstory.provenance import fingerprint, read_png_meta, save_png, versions
 from sketchstory.story import Story
@@ -58,6 +58,7 @@ class RunOptions:
     offload: bool = False  # CUDA: keep models in CPU memory until they run
     library: Path | None = None  # sketch library for ``library:ID`` sketches (default: see library.resolve)
     progress: bool = True  # a tqdm bar on stderr
+    force: bool = False  # write into a folder that holds files sketchstory did not write (see sketchstory.outputs)
     # Called after every denoising step with (panels being denoised, steps done, steps in all).
     on_step: Callable[[tuple[int, ...], int, int], None] | None = None
 
@@ -101,17 +102,6 @@ def maga_config(story: Story, num_layers: int) -> MAGAConfig:
     )
 
 
-def check_writable(out: Path) -> None:
-    """Fail before any model work if the output folder cannot be written."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check."):
-            pass
-    except OSError as e:
-        raise OSError(e.errno, f"output folder {out} is not writable ({e.strerror}); choose another with -o",
-                      str(out)) from None
-
-
 def fingerprints(story: Story, inputs: list[PanelInputs], policy: MemoryPolicy) -> list[str]:
     settings = story.settings.model_dump(mode="json", exclude={"mode", "chunk_size"})
     out: list[str] = []
@@ -126,11 +116,9 @@ def fingerprints(story: Story, inputs: list[PanelInputs], policy: MemoryPolicy) 
 class StoryRun:
     """Plans and executes one ``generate`` call."""
 
-    def __init__(self, story: Story, story_dir: Path, out: Path, options: RunOptions,
+    def __init__(self, story: Story, sketches: list[Sketch | None], out: Path, options: RunOptions,
                  components: Components | None = None) -> None:
         self.story, self.out, self.options = story, Path(out), options
-        sketches = read_sketches(story, story_dir, options.library)  # bad inputs fail before any work
-        check_writable(self.out)
         self.steps_done = 0
         self.components = components or load(resolve_spec(story.settings.model, story.settings.controlnet),
                                               options.device, offload=options.offload)
@@ -295,7 +283,13 @@ class StoryRun:
 
 def generate(story: Story, story_dir: Path, out: Path, options: RunOptions = RunOptions(),
              components: Components | None = None) -> RunReport:
-    """Generate (or resume, or partly regenerate) a story into ``out``."""
+    """Generate (or resume, or partly regenerate) a story into ``out``.
+
+    ``out`` must be new, empty or sketchstory's (``options.force``: any folder but the story's own and
+    ``/``); the run holds its lock throughout, so a second run into it fails at once (``BusyError``).
+    """
     if torch.cuda.is_available():  # so that run.json reports this run's peak, not the process's
         torch.cuda.reset_peak_memory_stats()
-    return StoryRun(story, story_dir, out, options, components).execute()
+    sketches = read_sketches(story, story_dir, options.library)  # bad inputs fail before any work
+    with output_folder(out, inputs=[story_dir], force=options.force):
+        return StoryRun(story, sketches, out, options, components).execute()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import tempfile
 import zipfile
@@ -164,6 +165,11 @@ class Workspace:
         """Write the story and its sketches to ``dest`` (a ``.json`` file, or a folder for ``story.json``)."""
         dest = Path(dest).expanduser()
         target = dest if dest.suffix.lower() == ".json" else dest / "story.json"
+        if Path(os.path.abspath(target)).parent.resolve() == Path("/"):
+            raise StoryError([f"{target}: not in the filesystem root; save into a folder of its own"])
+        if target.exists() and not _is_story(target):
+            raise StoryError([f"{target} exists and is not a sketchstory story: it is not replaced; "
+                              "give a new file or folder name"])
         for ref, source in self.local_sketches(story).items():
             if not (target.parent / ref).exists():
                 atomic_write_bytes(target.parent / ref, source.read_bytes())
@@ -214,6 +220,14 @@ class Workspace:
                     zf.write(path, f"{folder}/{arcname}")
 
         return atomic_write(target, write)
+
+
+def _is_story(path: Path) -> bool:
+    try:
+        load_story(path, check_files=False)
+    except StoryError:
+        return False
+    return True
 
 
 def _unzip_story(upload: Path, dest: Path) -> Path:
