@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import re
 from fractions import Fraction
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sketchstory.atomic import atomic_write_text
+from sketchstory.locks import locked_folder
 
 SCHEMA = "sketchstory/story"
 VERSION = 1
@@ -333,3 +335,26 @@ def load_story(path: Path, *, check_files: bool = True) -> Story:
 def save_story(story: Story, path: Path) -> Path:
     """Write the story atomically as JSON."""
     return atomic_write_text(Path(path), story.to_json())
+
+
+STORY_LOCK_WAIT_S = 10.0  # an edit holds the lock for a read and a write: milliseconds
+
+
+@contextmanager
+def story_lock(path: Path) -> Iterator[None]:
+    """Hold the lock of the story file's folder (edits are short: a second editor waits for the first)."""
+    path = Path(path)
+    if not path.resolve().parent.is_dir():
+        raise StoryError([f"file not found: {path}"])
+    with locked_folder(path.resolve().parent, f"the story {path}",
+                       "another command is editing it; try again when it has finished", STORY_LOCK_WAIT_S):
+        yield
+
+
+def edit_story(path: Path, change: Callable[[Story], Story]) -> Story:
+    """Read the story file, ``change`` it and save it, all under :func:`story_lock`: an edit another
+    command made meanwhile is read, never overwritten with an older copy. Returns the saved story."""
+    with story_lock(path):
+        story = change(load_story(path, check_files=False))
+        save_story(story, path)
+    return story

@@ -1,7 +1,7 @@
 """sketchstory story ACTION STORY ...: edit a story's panels and sketches from scripts.
 
 Each action loads the story, applies one operation of sketchstory.panels and saves the story in
-place. Sketch edits write a new file beside the old one (the original is never overwritten).
+place, holding the story's lock (a concurrent edit is waited for and kept, never overwritten). Sketch edits write a new file beside the old one (the original is never overwritten).
 Panel numbers are 0-based.
 """
 
@@ -110,10 +110,9 @@ def _insert(story: Story, story_dir: Path, args: argparse.Namespace) -> Story:
 
 
 def _apply(args: argparse.Namespace, run: Action) -> int:
-    from sketchstory.story import load_story, save_story
+    from sketchstory.story import edit_story
 
-    story = run(load_story(args.story, check_files=False), args.story.parent, args)
-    save_story(story, args.story)
+    story = edit_story(args.story, lambda story: run(story, args.story.parent, args))
     _print_panels(story)
     return 0
 

@@ -27,7 +27,7 @@ from PIL import Image
 
 from sketchstory.atomic import atomic_write, atomic_write_bytes
 from sketchstory.library.resolve import resolve as resolve_library
-from sketchstory.story import LIBRARY_PREFIX, Story, StoryError, load_story, resolve_sketch, save_story
+from sketchstory.story import LIBRARY_PREFIX, Story, StoryError, load_story, resolve_sketch, save_story, story_lock
 
 SKETCH_DIR = "sketches"
 # An uploaded zip larger than this when unpacked is refused (a story folder is a few MB).
@@ -76,7 +76,8 @@ class Workspace:
         return load_story(self.story_path, check_files=False)  # missing sketches are reported at render time
 
     def save(self, story: Story) -> None:
-        save_story(story, self.story_path)
+        with story_lock(self.story_path):  # waits for a command line edit of the same file to finish
+            save_story(story, self.story_path)
 
     def set_aside(self) -> Path:
         """Rename an unreadable working story out of the way (never overwritten); returns its new path."""
