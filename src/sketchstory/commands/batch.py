@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sketchstory.errors import EXIT_INTERRUPTED
+from sketchstory.errors import Terminated, interrupted_code
 
 
 def register(subparsers: Any) -> None:
@@ -54,10 +54,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
         report = run_batch(tasks, args.out, cluster, retries=args.retries, library=args.library,
                            keep_memory=args.keep_memory, progress=not args.quiet, force=args.force,
                            inputs=[args.input] if args.input.is_dir() else [])
-    except KeyboardInterrupt:
-        print(f"interrupted: finished stories and panels are kept ({args.out / REPORT_NAME} lists the finished "
+    except KeyboardInterrupt as e:
+        print(f"{'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'}: finished stories and panels are kept ({args.out / REPORT_NAME} lists the finished "
               "stories); run the same command again to continue", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return interrupted_code(e)
     for story in report.stories:
         if story.status == "failed":
             tries = f" after {story.attempts} attempt(s)" if story.attempts else ""

@@ -39,6 +39,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     report = generate(story, args.story.parent, args.out, options)
     print(f"{len(report.rendered)} panel(s) rendered, {len(report.reused)} kept, "
           f"{len(report.recomputed)} recomputed for memory, in {report.seconds:.1f} s -> {args.out}")
+    if report.missing:
+        print(f"panel(s) {','.join(map(str, report.missing))} not rendered yet (not in --only): "
+              "run without --only, or with --resume, to render them")
     if (args.out / "strip.png").exists():
         print(f"comic strip: {args.out / 'strip.png'}")
     return 0

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sketchstory.errors import EXIT_INPUT, EXIT_INTERRUPTED, CliError
+from sketchstory.errors import EXIT_INPUT, CliError, Terminated, interrupted_code
 
 if TYPE_CHECKING:
     from sketchstory.library import Filters, Library
@@ -113,10 +113,10 @@ def cmd_build(args: argparse.Namespace) -> int:
                 report = build_library(library, prompts, args.model, candidates=args.candidates,
                                        sundry_candidates=args.sundry_candidates, device=args.device,
                                        progress=not args.quiet)
-        except KeyboardInterrupt:
-            print(f"interrupted: the {library.index.count()} sketch(es) in {root} are kept; run the same command "
+        except KeyboardInterrupt as e:
+            print(f"{'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'}: the {library.index.count()} sketch(es) in {root} are kept; run the same command "
                   "again to continue", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return interrupted_code(e)
     print(f"{report.added} sketch(es) added, {report.duplicates} duplicate(s) skipped, {report.already} already "
           f"built, {len(report.failed)} unusable, in {report.seconds:.1f} s (model loading {report.load_seconds:.1f} s)"
           f" -> {root}")

@@ -67,7 +67,8 @@ class RunOptions:
 class RunReport:
     out: Path
     rendered: list[int] = field(default_factory=list)
-    reused: list[int] = field(default_factory=list)
+    reused: list[int] = field(default_factory=list)  # not rendered, kept from an earlier run
+    missing: list[int] = field(default_factory=list)  # not rendered, and no earlier run's file (``only`` left them)
     recomputed: list[int] = field(default_factory=list)  # denoised only for the memory they feed
     seconds: float = 0.0
     info: dict = field(default_factory=dict)
@@ -195,7 +196,9 @@ class StoryRun:
         start = time.perf_counter()
         render, recompute, load_mem = self.plan()
         report = RunReport(self.out, rendered=render, recomputed=recompute,
-                           reused=[n for n in range(len(self.story.panels)) if n not in render], warnings=self.warnings)
+                           warnings=self.warnings)
+        for n in (n for n in range(len(self.story.panels)) if n not in render):
+            (report.reused if panel_path(self.out, n).is_file() else report.missing).append(n)
         c = self.components
         run = MAGARun(self.config, MemoryBank())
         previous = install(c.unet, run)
@@ -268,7 +271,7 @@ class StoryRun:
             "panels": [
                 {"index": n, "seed": self.inputs[n].seed, "file": str(panels[n].relative_to(self.out)),
                  "fingerprint": self.prints[n],
-                 "status": "rendered" if n in report.rendered else "reused",
+                 "status": "rendered" if n in report.rendered else "reused" if n in report.reused else "missing",
                  "seconds": round(timings[n], 3) if n in timings else None}
                 for n in range(len(self.story.panels))
             ],
