@@ -397,6 +397,12 @@ def corpus() -> list[Case]:
              "unknown character 'knight'"),
         Case("duplicate character", "story", story(put("characters", [{"name": "a"}, {"name": "a"}])), INPUT,
              "name 'a' is used twice"),
+        Case("caption of 300,000 characters", "story", story(put("panels.0.caption", "and then " * 33_334)), INPUT,
+             "panels[0].caption: String should have at most 500 characters"),
+        Case("title of 10,000 characters", "story", story(put("title", "t" * 10_000)), INPUT,
+             "title: String should have at most 200 characters"),
+        Case("story file over 16 MiB", "story", story_bytes(lambda b: b[:-2] + b" " * (17 * 2**20) + b[-2:]), INPUT,
+             "larger than 16 MiB, the limit for a story file"),
         Case("story file missing", "story", story_path(lambda d: d / "nope.json"), INPUT, "file not found"),
         Case("story path is a folder", "story", story_path(lambda d: d), INPUT, "is a folder",
              messages={UI: "**Done**"}),  # the page opens the folder's story.json

@@ -25,6 +25,13 @@ VERSION = 1
 LIBRARY_PREFIX = "library:"
 
 Seed = Annotated[int, Field(ge=0, lt=2**63)]
+# Limits that keep every story cheap to read and draw: a story file of thousands of panels is well
+# under a megabyte; a caption past a few lines cannot fit under its panel in the strip.
+MAX_STORY_BYTES = 16 * 2**20
+MAX_TEXT = 4000  # prompts, descriptions, style, negative prompt: far past CLIP's 77 tokens
+MAX_CAPTION = 500
+MAX_TITLE = 200
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
 
 
 class StoryError(ValueError):
@@ -42,13 +49,13 @@ class _Doc(BaseModel):
 
 class Character(_Doc):
     name: str = Field(min_length=1, max_length=64)
-    description: str = ""
+    description: Text = ""
 
 
 class Panel(_Doc):
-    prompt: str = Field(min_length=1)
-    sketch: str | None = None
-    caption: str | None = None
+    prompt: str = Field(min_length=1, max_length=MAX_TEXT)
+    sketch: str | None = Field(default=None, max_length=MAX_TEXT)
+    caption: str | None = Field(default=None, max_length=MAX_CAPTION)
     characters: tuple[str, ...] | None = None
     seed: Seed | None = None
 
@@ -152,9 +159,9 @@ class Settings(_Doc):
 class Story(_Doc):
     schema_: Literal["sketchstory/story"] = Field(default=SCHEMA, alias="schema")
     version: Literal[1] = VERSION
-    title: str = "Untitled story"
-    style: str = ""
-    negative_prompt: str = ""
+    title: str = Field(default="Untitled story", max_length=MAX_TITLE)
+    style: Text = ""
+    negative_prompt: Text = ""
     characters: tuple[Character, ...] = ()
     panels: tuple[Panel, ...] = Field(min_length=1)
     settings: Settings = Settings()
@@ -309,7 +316,12 @@ def load_story(path: Path, *, check_files: bool = True) -> Story:
     """Load and validate a story file (and, by default, that its sketch files exist)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is allowed
+        with path.open("rb") as file:  # read no more than the limit: the path may be /dev/zero or a pipe
+            data = file.read(MAX_STORY_BYTES + 1)
+        if len(data) > MAX_STORY_BYTES:
+            raise StoryError([f"{path} is larger than {MAX_STORY_BYTES // 2**20} MiB, the limit for a story file: "
+                              "is it a story? (a story of 5,000 panels takes about 1 MiB)"])
+        text = data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is allowed
     except FileNotFoundError:
         raise StoryError([f"file not found: {path}"]) from None
     except IsADirectoryError:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sketchstory.commands.args import bounded
 from sketchstory.errors import EXIT_INPUT, CliError, Terminated, interrupted_code
 
 if TYPE_CHECKING:
@@ -56,14 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("list", parents=[common, select], help="list sketches, or count them by story/category")
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--limit", type=bounded(int, 1, 1_000_000), default=50)
+    p.add_argument("--offset", type=bounded(int, 0, 10**12), default=0)
     p.add_argument("--summary", action="store_true", help="counts per group and story/category instead")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("search", parents=[common, select], help="full-text search: prompts, tags, categories, stories")
     p.add_argument("words", nargs="+", help='words (all must match, else any), "quoted phrases" allowed')
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=bounded(int, 1, 1_000_000), default=20)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("show", parents=[common], help="one sketch's metadata and file")

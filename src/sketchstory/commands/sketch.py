@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sketchstory.commands.args import int_list, size
+from sketchstory.commands.args import bounded, int_list, size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,12 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("story", type=Path, help="story file (JSON); updated in place")
     p.add_argument("-o", "--out", type=Path, help="candidates folder (default: candidates/ beside the story)")
-    p.add_argument("-k", "--candidates", type=int, default=4, help="candidates per panel (default 4)")
+    p.add_argument("-k", "--candidates", type=bounded(int, 1, 64), default=4, help="candidates per panel, 1..64 (default 4)")
     p.add_argument("--model", help="sdxl (thesis), sd15, demo, tiny, a hub id, a local folder or a .safetensors "
                                    "file (default: the story's model if demo/tiny, else sdxl)")
     p.add_argument("--panels", type=int_list, metavar="I,J", help="only these panels (0-based)")
     p.add_argument("--overwrite", action="store_true", help="also replace panels that already have a sketch")
-    p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    p.add_argument("--steps", type=bounded(int, 1, 1000), help="denoising steps, 1..1000 (default: the model's)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     p.add_argument("--template", help="prompt template with {prompt}, e.g. '{prompt}, ink line art'")
     p.add_argument("--negative", help="negative prompt (default: the model's line-art negative prompt)")

@@ -47,6 +47,7 @@ from sketchstory.tokenizer import long_prompts
 
 log = logging.getLogger(__name__)
 NO_MEMORY = MemoryPolicy()
+CPU_SLOW_PIXELS = 768 * 768  # beyond this a CPU render of SD1.5 takes minutes per panel
 
 
 @dataclass(frozen=True)
@@ -129,9 +130,23 @@ class StoryRun:
         self.config = self._fit_memory_budget(maga_config(story, num_layers))
         self.policy = self.config.policy
         self.prints = fingerprints(story, self.inputs, self.policy)
-        self.warnings = long_prompts(story, self.components.tokenizer)
+        self.warnings = long_prompts(story, self.components.tokenizer) + self._size_warnings()
         for warning in self.warnings:
             log.warning(warning)
+
+    def _size_warnings(self) -> list[str]:
+        """Said before the work: a size that takes the CPU very long, or is far beyond the model's own."""
+        s, c = self.story.settings, self.components
+        native = c.unet.config.sample_size * c.vae_scale
+        said = []
+        if c.device.type == "cpu" and s.width * s.height > CPU_SLOW_PIXELS:
+            said.append(f"{s.width}x{s.height} on the CPU: time and memory grow with the pixels (and attention's "
+                        f"with their square), so each panel may take many minutes and gigabytes; "
+                        f"use a GPU or a smaller --size, e.g. {native}x{native}")
+        if max(s.width, s.height) > 2 * native:
+            said.append(f"{s.width}x{s.height} is over twice the {native} px the model {c.spec.name} was trained at: "
+                        "expect repeated or broken figures; render at its size and upscale instead")
+        return said
 
     def _fit_memory_budget(self, config: MAGAConfig) -> MAGAConfig:
         """Lower the token budget so the memory bank stays under ``maga.memory_budget_mb``."""
