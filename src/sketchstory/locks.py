@@ -52,6 +52,9 @@ def exclusive(lock_file: Path, what: str, advice: str, wait_s: float = 0.0) -> I
 @contextmanager
 def locked_folder(folder: Path, what: str, advice: str, wait_s: float = 10.0) -> Iterator[None]:
     """Hold an exclusive lock on a folder itself (no file is left in it), waiting up to ``wait_s`` seconds."""
+    if fcntl is None:  # Windows cannot open a folder as a file; atomic renames still keep the story whole
+        yield
+        return
     fd = os.open(folder, os.O_RDONLY)
     try:
         _acquire(fd, None, what, advice, wait_s)
