@@ -161,3 +161,16 @@ def test_an_evaluation_import_never_writes_into_the_pictures_or_story_folder(tin
         import_outputs(pictures, path, pictures, "other")
     with pytest.raises(OutputError, match="the story's own folder"):
         import_outputs(pictures, path, path.parent, "other")
+
+
+def test_an_ablation_grid_never_writes_into_the_storys_folder_or_a_foreign_one(tiny, tmp_path) -> None:
+    from sketchstory.eval.ablation import run_ablation
+
+    path = write_story(tmp_path / "s", 1, steps=2)
+    with pytest.raises(OutputError, match="the story's own folder"):
+        run_ablation(path, path.parent, [0], ["1"], {}, RunOptions(progress=False), tiny)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "ablation.png").write_bytes(b"someone else's figure")
+    with pytest.raises(OutputError, match="did not write"):
+        run_ablation(path, tmp_path / "mine", [0], ["1"], {}, RunOptions(progress=False), tiny)
+    assert (tmp_path / "mine" / "ablation.png").read_bytes() == b"someone else's figure"

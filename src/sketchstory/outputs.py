@@ -25,6 +25,7 @@ _LAYOUTS = {
     "run.json": {"panels", "conditions", "memory", "strip.png", "story.json", "run.json"},
     "report.json": {"report.json", "report.md", "metrics.png", "time_vs_panels.png"},
     "bench.json": {"bench.json", "bench.md"},
+    "ablation.json": {"ablation.json", "ablation.png", "cells"},
 }
 
 
