@@ -49,6 +49,19 @@ def test_story_edits_are_bounded_in_the_api_the_page_uses(op, params, limit, tmp
     assert time.monotonic() - start < 5
 
 
+@pytest.mark.parametrize("argv, limit", [
+    (["library", "list", "--limit", "-1"], "-1: give a number from 1 to 1000000"),
+    (["library", "build", "prompts.json", "--candidates", "100000"], "100000: give a number from 1 to 1000"),
+    (["batch", "stories", "-o", "out", "--retries", "1000"], "1000: give a number from 0 to 10"),
+    (["bench", "--size", "100000"], "100000: give a number from 8 to 4096"),
+    (["ui", "--port", "99999"], "99999: give a number from 1 to 65535"),
+], ids=["list --limit", "build --candidates", "batch --retries", "bench --size", "ui --port"])
+def test_numeric_options_name_their_limits(argv, limit, capsys) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2 and limit in capsys.readouterr().err
+
+
 def test_stage1_candidates_are_bounded(tmp_path, capsys) -> None:
     path = write_story(tmp_path / "s", 2, sketches=False)
     with pytest.raises(SystemExit) as raised:

@@ -33,7 +33,8 @@ def bounded(kind: type[int] | type[float], low: float, high: float) -> Callable[
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r}: give {'a whole' if kind is int else 'a'} number") from None
         if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"{text}: give a number from {low:g} to {high:g}")
+            shown = (f"{low:g}", f"{high:g}") if kind is float else (str(low), str(high))
+            raise argparse.ArgumentTypeError(f"{text}: give a number from {shown[0]} to {shown[1]}")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages

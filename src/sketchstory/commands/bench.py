@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sketchstory.commands.args import int_list
+from sketchstory.commands.args import bounded, int_list
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help="time and memory vs number of panels: plain ControlNet vs MAGA modes/policies")
     p.add_argument("--arch", choices=["sd15", "tiny"], default="sd15",
                    help="sd15: the full SD1.5 + ControlNet architecture with random weights (default)")
-    p.add_argument("--size", type=int, help="image size (default: 512 on a GPU, 128 on CPU)")
-    p.add_argument("--steps", type=int, help="denoising steps (default: 30 on a GPU, 4 on CPU)")
+    p.add_argument("--size", type=bounded(int, 8, 4096), help="image size, 8..4096 (default: 512 on a GPU, 128 on CPU)")
+    p.add_argument("--steps", type=bounded(int, 1, 1000), help="denoising steps, 1..1000 (default: 30 on a GPU, 4 on CPU)")
     p.add_argument("--panels", type=int_list, default=[1, 2, 4, 8], metavar="N,M",
                    help="story lengths to measure (default 1,2,4,8)")
     p.add_argument("--long", action="store_true", help="also measure 16 panels")

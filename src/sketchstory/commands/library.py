@@ -39,13 +39,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build", parents=[common], help="make sketches for a prompts file with stage 1 (resumable)")
     p.add_argument("prompts", type=Path, help="prompts file (JSON, see docs/library.md)")
     p.add_argument("--model", default="demo", help="stage-1 text-to-image model (default: demo)")
-    p.add_argument("--candidates", type=int, metavar="K", help="candidates per scene (default: the file's)")
-    p.add_argument("--sundry-candidates", type=int, metavar="K", help="candidates per sundry object")
-    p.add_argument("--side", type=int, default=512, help="longest side of stored sketches, for a new library")
+    p.add_argument("--candidates", type=bounded(int, 1, 1000), metavar="K",
+                   help="candidates per scene, 1..1000 (default: the file's)")
+    p.add_argument("--sundry-candidates", type=bounded(int, 1, 1000), metavar="K",
+                   help="candidates per sundry object, 1..1000")
+    p.add_argument("--side", type=bounded(int, 64, 4096), default=512,
+                   help="longest side of stored sketches, for a new library (64..4096)")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--retries", type=int, default=2, metavar="N",
-                   help="with workers: tries a failed scene or object again up to N times (default 2)")
+    p.add_argument("--retries", type=bounded(int, 0, 10), default=2, metavar="N",
+                   help="with workers: tries a failed scene or object again up to N times (0..10, default 2)")
     add_cluster_args(p, "worker", ray_by_default=False)
     p.set_defaults(func=cmd_build)
 
@@ -53,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("folder", type=Path)
     p.add_argument("--tags", default="", help="comma-separated tags for every drawing")
     p.add_argument("--category", help="category for every drawing (default: its subfolder)")
-    p.add_argument("--side", type=int, default=512, help="longest side of stored sketches, for a new library")
+    p.add_argument("--side", type=bounded(int, 64, 4096), default=512,
+                   help="longest side of stored sketches, for a new library (64..4096)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("list", parents=[common, select], help="list sketches, or count them by story/category")
