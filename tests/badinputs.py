@@ -31,6 +31,7 @@ from PIL import Image
 
 from conftest import draw_figure, write_story
 from sketchstory.models import ModelLoadError
+from sketchstory.outputs import OutputError
 from sketchstory.story import StoryError
 
 OK, INPUT, MODEL, OUTPUT = 0, 2, 3, 4
@@ -300,6 +301,23 @@ def disk_full_after(saves: int) -> Fault:
     return fault
 
 
+def story_folder_as_output(tmp: Path) -> Inputs:
+    inputs = story()(tmp)
+    return Inputs(inputs.story, inputs.story.parent)
+
+
+def folder_of_other_files(*flags: str, **options: Any) -> Builder:
+    """An output folder that holds a file sketchstory did not write (with ``flags``: e.g. --force)."""
+
+    def build(tmp: Path) -> Inputs:
+        inputs = story()(tmp)
+        (tmp / "mine").mkdir()
+        (tmp / "mine" / "notes.txt").write_text("the user's own notes")
+        return Inputs(inputs.story, tmp / "mine", flags, options)
+
+    return build
+
+
 def locked_folder(tmp: Path) -> Path:
     (tmp / "locked").mkdir()
     return tmp / "locked" / "out"
@@ -379,6 +397,12 @@ def corpus() -> list[Case]:
              "unknown character 'knight'"),
         Case("duplicate character", "story", story(put("characters", [{"name": "a"}, {"name": "a"}])), INPUT,
              "name 'a' is used twice"),
+        Case("caption of 300,000 characters", "story", story(put("panels.0.caption", "and then " * 33_334)), INPUT,
+             "panels[0].caption: String should have at most 500 characters"),
+        Case("title of 10,000 characters", "story", story(put("title", "t" * 10_000)), INPUT,
+             "title: String should have at most 200 characters"),
+        Case("story file over 16 MiB", "story", story_bytes(lambda b: b[:-2] + b" " * (17 * 2**20) + b[-2:]), INPUT,
+             "larger than 16 MiB, the limit for a story file"),
         Case("story file missing", "story", story_path(lambda d: d / "nope.json"), INPUT, "file not found"),
         Case("story path is a folder", "story", story_path(lambda d: d), INPUT, "is a folder",
              messages={UI: "**Done**"}),  # the page opens the folder's story.json
@@ -455,6 +479,13 @@ def corpus() -> list[Case]:
              "is not writable", error=OSError, check=False, surfaces=frozenset({CLI, CHECK, API})),
         Case("output folder unwritable", "output", out_path(locked_folder), OUTPUT, "is not writable", error=OSError,
              check=False, surfaces=frozenset({CLI, CHECK, API}), fault=unwritable_output),
+        Case("output is the story's own folder", "output", story_folder_as_output, INPUT, "the story's own folder",
+             error=OutputError, check=False, surfaces=frozenset({CLI, CHECK, API})),
+        Case("output holds files sketchstory did not write", "output", folder_of_other_files(), INPUT,
+             "holds files that sketchstory did not write; give a new or empty folder, or add --force",
+             error=OutputError, check=False, surfaces=frozenset({CLI, CHECK, API})),
+        Case("--force into a folder of other files", "output", folder_of_other_files("--force", force=True), OK,
+             "2 panel(s) rendered", error=None, check=False, surfaces=frozenset({CLI, API})),
         Case("disk full after the first panel", "output", story(), OUTPUT, "disk full while writing", error=OSError,
              check=False, surfaces=frozenset({CLI, CHECK, API}), fault=disk_full_after(3),
              messages={API: "No space left on device"}),

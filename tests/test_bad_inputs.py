@@ -21,6 +21,7 @@ import sketchstory.models.cache as model_cache
 from badinputs import API, CHECK, CLI, NO_LINES, ODD_FORMATS, UI, Case, Inputs, corpus, story
 from conftest import write_story
 from sketchstory.cli import main
+from sketchstory.outputs import MARKER
 from sketchstory.pipeline.runner import RunOptions, generate
 from sketchstory.story import load_story
 
@@ -55,7 +56,7 @@ def assert_only_complete_files(folder: Path) -> None:
     """No temporary leftovers; every picture decodes and every JSON file parses."""
     if not folder.is_dir():
         return
-    for path in (p for p in folder.rglob("*") if p.is_file()):
+    for path in (p for p in folder.rglob("*") if p.is_file() and p.name != MARKER):
         assert not path.name.startswith(".") and ".part" not in path.name and path.suffix != ".tmp", path
         if path.suffix == ".png":
             with Image.open(path) as image:

@@ -75,7 +75,7 @@ def test_what_leaves_the_frame_is_cut_and_the_rest_is_white():
     moved = move_and_scale(sketch(), dx=W - 20)
     assert moved.size == (W, H)
     assert not ink(moved)[:, : W - 20].any()
-    with pytest.raises(SketchError, match="positive"):
+    with pytest.raises(SketchError, match="scale must be from 0.0625 to 16"):
         move_and_scale(sketch(), scale=0)
 
 

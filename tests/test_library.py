@@ -14,6 +14,7 @@ from PIL import Image
 
 from sketchstory.cli import run
 from sketchstory.commands.library import register
+from sketchstory.locks import BusyError
 from sketchstory.library import (
     Filters,
     Library,
@@ -208,7 +209,7 @@ def test_one_writer_at_a_time_readers_meanwhile(tmp_path):
     with Library.writer(tmp_path / "lib") as library:
         with library.index.db:
             library.add(drawing(1), Meta("user", "a box"))
-        with pytest.raises(LibraryError, match="another sketchstory process is writing"), Library.writer(tmp_path / "lib"):
+        with pytest.raises(BusyError, match="is in use by another sketchstory process"), Library.writer(tmp_path / "lib"):
             pass
         with Library.open(tmp_path / "lib") as reader:
             assert reader.index.count() == 1

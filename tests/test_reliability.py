@@ -14,6 +14,7 @@ from PIL import Image
 from badinputs import Inputs, disk_full_after
 from conftest import draw_figure, write_story
 from sketchstory.cli import main
+from sketchstory.outputs import MARKER
 from sketchstory.pipeline.runner import RunOptions, generate
 from sketchstory.provenance import read_png_meta
 from sketchstory.story import load_story
@@ -93,7 +94,7 @@ def test_disk_full_mid_story_then_resume_gives_the_uninterrupted_images(tmp_path
     err = capsys.readouterr().err
     assert f"disk full while writing {out}" in err and f"free space in {out} and rerun with --resume" in err
     assert sorted(p.name for p in (out / "panels").iterdir()) == ["panel_00.png"]
-    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary leftovers
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.name != MARKER]  # no temporary leftovers
     monkeypatch.undo()  # space freed
     assert main(["generate", str(path), "-o", str(out), "-q", "--resume"]) == 0
     info = json.loads((out / "run.json").read_text())

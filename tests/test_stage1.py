@@ -124,7 +124,7 @@ def test_seeds_prompts_and_sizes() -> None:
     assert models.default_sketch_model("demo") == "demo" and models.default_sketch_model("sd15") == "sdxl"
     with pytest.raises(ValueError, match="placeholder"):
         SketchOptions(template="line art")
-    with pytest.raises(ValueError, match="at least one candidate"):
+    with pytest.raises(ValueError, match="ask for 1 to 64 candidates per panel"):
         SketchOptions(candidates=0)
 
 

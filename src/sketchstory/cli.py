@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import errno
+import io
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +30,7 @@ from sketchstory.commands import (
     story,
     ui,
 )
-from sketchstory.errors import EXIT_INTERRUPTED, EXIT_MEMORY, exit_code
+from sketchstory.errors import EXIT_MEMORY, Terminated, exit_code, interrupted_code
 
 COMMANDS = (generate, sketch, story, library, eval_command, batch, ui, check, bench, models)  # in --help's order
 
@@ -37,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sketchstory",
         description="Consistent comics and storyboards from sketches: SD1.5 + Canny ControlNet + MAGA memory.",
         epilog="Exit codes: 0 ok, 2 bad input, 3 model cannot be loaded, 4 output not writable, 5 out of memory, "
-               "130 interrupted.",
+               "130 interrupted, 143 terminated.",
     )
     parser.add_argument("--version", action="version", version=f"sketchstory {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
@@ -68,10 +71,19 @@ def _message(e: Exception, code: int, args: argparse.Namespace) -> str:
 def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a subcommand, turning expected failures into one clear message and an exit code."""
     try:
-        return func(args)
-    except KeyboardInterrupt:
-        print("interrupted: finished panels are kept; rerun the same command with --resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        code = func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's flush at exit
+        return code
+    except KeyboardInterrupt as e:
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"{what}: finished panels are kept; rerun the same command with --resume", file=sys.stderr)
+        return interrupted_code(e)
+    except BrokenPipeError as e:
+        if e.filename is not None:  # a file, not our output
+            print(f"error: cannot write {e.filename}: {e.strerror}", file=sys.stderr)
+            return exit_code(e) or 1
+        _quiet_stdout()  # the reader stopped reading (`| head`): as Unix tools do, stop quietly
+        return 0
     except Exception as e:
         code = exit_code(e)
         if code is None:  # a bug: its traceback is what helps
@@ -80,10 +92,29 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
         return code
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):  # not a real file (tests capture it)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    return run(args.func, args)
+    previous = signal.signal(signal.SIGTERM, _terminate)  # stop as Ctrl-C does: finished work is kept
+    try:
+        return run(args.func, args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,13 @@ from sketchstory.sketches import SketchError, fit_to_frame, to_standard_mode
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right and bottom exclusive, as in Pillow
 
 
+# Limits of the edits: beyond them a sketch is gone (moved out, scaled to a dot) or the work explodes
+# (a 1e6x scale allocates terabytes; a 100,000 px kernel never ends).
+MIN_SCALE, MAX_SCALE = 1 / 16, 16.0
+MAX_MOVE = 4096  # the largest story side
+MAX_THICKEN = 64
+
+
 def flip(sketch: Image.Image, axis: Literal["horizontal", "vertical"]) -> Image.Image:
     """Mirror left-right ("horizontal") or upside down ("vertical")."""
     gray = sketch.convert("L")
@@ -32,8 +39,10 @@ def move_and_scale(sketch: Image.Image, *, dx: int = 0, dy: int = 0, scale: floa
 
     What leaves the frame is cut off; uncovered frame is white.
     """
-    if not (np.isfinite(scale) and scale > 0):
-        raise SketchError(f"scale must be a positive number, got {scale}; 1.0 keeps the size")
+    if not (np.isfinite(scale) and MIN_SCALE <= scale <= MAX_SCALE):
+        raise SketchError(f"scale must be from {MIN_SCALE:g} to {MAX_SCALE:g}, got {scale:g}; 1.0 keeps the size")
+    if max(abs(dx), abs(dy)) > MAX_MOVE:
+        raise SketchError(f"a move of ({dx}, {dy}) pixels: move at most {MAX_MOVE} pixels each way")
     gray = np.asarray(sketch.convert("L"))
     height, width = gray.shape
     centre = _drawing_centre(gray)
@@ -80,6 +89,8 @@ def adjust_thickness(sketch: Image.Image, pixels: int) -> Image.Image:
     """
     if not isinstance(pixels, int):
         raise SketchError(f"line thickness changes in whole pixels, got {pixels!r}")
+    if abs(pixels) > MAX_THICKEN:
+        raise SketchError(f"line thickness changes by {pixels} px: give -{MAX_THICKEN} to {MAX_THICKEN} px")
     gray = np.asarray(sketch.convert("L"))
     if pixels == 0:
         return Image.fromarray(gray.copy(), mode="L")

@@ -1,14 +1,23 @@
 """Expected failures and the exit code each one gets, shared by the command line, workers and the UI.
 
 Exit codes: 0 ok, 2 bad input (story, sketch, settings), 3 model cannot be loaded, 4 output cannot
-be written, 5 out of memory, 130 interrupted (finished panels are kept; rerun with --resume).
+be written, 5 out of memory, 130 interrupted (finished panels are kept; rerun with --resume), 143
+terminated (SIGTERM, handled as an interruption).
 """
 
 from __future__ import annotations
 
 import sys
 
-EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT, EXIT_MEMORY, EXIT_INTERRUPTED = 2, 3, 4, 5, 130
+EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT, EXIT_MEMORY, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 3, 4, 5, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler stopping the job): stops the work exactly as Ctrl-C does."""
+
+
+def interrupted_code(error: KeyboardInterrupt) -> int:
+    return EXIT_TERMINATED if isinstance(error, Terminated) else EXIT_INTERRUPTED
 
 
 class CliError(Exception):

@@ -10,19 +10,28 @@ from __future__ import annotations
 import json
 import re
 from fractions import Fraction
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sketchstory.atomic import atomic_write_text
+from sketchstory.locks import locked_folder
 
 SCHEMA = "sketchstory/story"
 VERSION = 1
 LIBRARY_PREFIX = "library:"
 
 Seed = Annotated[int, Field(ge=0, lt=2**63)]
+# Limits that keep every story cheap to read and draw: a story file of thousands of panels is well
+# under a megabyte; a caption past a few lines cannot fit under its panel in the strip.
+MAX_STORY_BYTES = 16 * 2**20
+MAX_TEXT = 4000  # prompts, descriptions, style, negative prompt: far past CLIP's 77 tokens
+MAX_CAPTION = 500
+MAX_TITLE = 200
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
 
 
 class StoryError(ValueError):
@@ -40,16 +49,16 @@ class _Doc(BaseModel):
 
 class Character(_Doc):
     name: str = Field(min_length=1, max_length=64)
-    description: str = ""
+    description: Text = ""
     # A picture of the character: a path inside the story folder, as the issue "Characters as
     # first-class" defines it. Checked like sketches and kept through edits; not yet read by stage 2.
     reference: str | None = None
 
 
 class Panel(_Doc):
-    prompt: str = Field(min_length=1)
-    sketch: str | None = None
-    caption: str | None = None
+    prompt: str = Field(min_length=1, max_length=MAX_TEXT)
+    sketch: str | None = Field(default=None, max_length=MAX_TEXT)
+    caption: str | None = Field(default=None, max_length=MAX_CAPTION)
     characters: tuple[str, ...] | None = None
     seed: Seed | None = None
 
@@ -153,9 +162,9 @@ class Settings(_Doc):
 class Story(_Doc):
     schema_: Literal["sketchstory/story"] = Field(default=SCHEMA, alias="schema")
     version: Literal[1] = VERSION
-    title: str = "Untitled story"
-    style: str = ""
-    negative_prompt: str = ""
+    title: str = Field(default="Untitled story", max_length=MAX_TITLE)
+    style: Text = ""
+    negative_prompt: Text = ""
     characters: tuple[Character, ...] = ()
     panels: tuple[Panel, ...] = Field(min_length=1)
     settings: Settings = Settings()
@@ -326,7 +335,12 @@ def load_story(path: Path, *, check_files: bool = True) -> Story:
     """Load and validate a story file (and, by default, that its sketch and reference files exist)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is allowed
+        with path.open("rb") as file:  # read no more than the limit: the path may be /dev/zero or a pipe
+            data = file.read(MAX_STORY_BYTES + 1)
+        if len(data) > MAX_STORY_BYTES:
+            raise StoryError([f"{path} is larger than {MAX_STORY_BYTES // 2**20} MiB, the limit for a story file: "
+                              "is it a story? (a story of 5,000 panels takes about 1 MiB)"])
+        text = data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is allowed
     except FileNotFoundError:
         raise StoryError([f"file not found: {path}"]) from None
     except IsADirectoryError:
@@ -352,3 +366,26 @@ def load_story(path: Path, *, check_files: bool = True) -> Story:
 def save_story(story: Story, path: Path) -> Path:
     """Write the story atomically as JSON."""
     return atomic_write_text(Path(path), story.to_json())
+
+
+STORY_LOCK_WAIT_S = 10.0  # an edit holds the lock for a read and a write: milliseconds
+
+
+@contextmanager
+def story_lock(path: Path) -> Iterator[None]:
+    """Hold the lock of the story file's folder (edits are short: a second editor waits for the first)."""
+    path = Path(path)
+    if not path.resolve().parent.is_dir():
+        raise StoryError([f"file not found: {path}"])
+    with locked_folder(path.resolve().parent, f"the story {path}",
+                       "another command is editing it; try again when it has finished", STORY_LOCK_WAIT_S):
+        yield
+
+
+def edit_story(path: Path, change: Callable[[Story], Story]) -> Story:
+    """Read the story file, ``change`` it and save it, all under :func:`story_lock`: an edit another
+    command made meanwhile is read, never overwritten with an older copy. Returns the saved story."""
+    with story_lock(path):
+        story = change(load_story(path, check_files=False))
+        save_story(story, path)
+    return story

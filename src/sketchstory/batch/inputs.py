@@ -4,7 +4,8 @@ Each story becomes a :class:`StoryTask` with an output name that is unique in th
 from run to run, so that a rerun finds its finished outputs: a story folder's name, or in a JSONL
 file ``line-NNNN`` (its line number) unless the line names it. A JSONL line is a story document,
 or ``{"name": ..., "folder": ..., "story": {...}}`` where ``folder`` (relative to the JSONL file's
-folder, which is the default) holds the story's sketches. A story that cannot be read is a task
+folder, which is the default) holds the story's sketches; it must lie inside the JSONL file's folder
+(as a story's sketches must lie inside the story's folder) unless ``allow_outside`` says otherwise. A story that cannot be read is a task
 with a ``problem``: it is reported with the others instead of stopping the batch.
 """
 
@@ -34,13 +35,14 @@ class StoryTask:
     problem: str | None = None  # why it cannot be used
 
 
-def read_tasks(path: Path) -> list[StoryTask]:
-    """The stories in ``path``: a folder of story folders (or one story folder), or a ``.jsonl`` file."""
+def read_tasks(path: Path, *, allow_outside: bool = False) -> list[StoryTask]:
+    """The stories in ``path``: a folder of story folders (or one story folder), or a ``.jsonl`` file
+    (whose lines may name sketch folders outside its own folder only with ``allow_outside``)."""
     path = Path(path)
     if path.is_dir():
         tasks = _from_folder(path)
     elif path.is_file() and path.suffix == ".jsonl":
-        tasks = _from_jsonl(path)
+        tasks = _from_jsonl(path, allow_outside)
     else:
         raise StoryError([f"{path} is neither a folder of story folders nor a .jsonl file of stories"])
     return _unique(tasks)
@@ -70,18 +72,18 @@ def _from_folder(folder: Path) -> list[StoryTask]:
     return tasks
 
 
-def _from_jsonl(path: Path) -> list[StoryTask]:
+def _from_jsonl(path: Path, allow_outside: bool) -> list[StoryTask]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise StoryError([f"cannot read {path}: {error}"]) from None
-    tasks = [_from_line(path, number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    tasks = [_from_line(path, number, line, allow_outside) for number, line in enumerate(lines, 1) if line.strip()]
     if not tasks:
         raise StoryError([f"{path} has no stories: write one story (a JSON object) per line"])
     return tasks
 
 
-def _from_line(path: Path, number: int, line: str) -> StoryTask:
+def _from_line(path: Path, number: int, line: str, allow_outside: bool) -> StoryTask:
     source, name, folder = f"{path}:{number}", f"line-{number:04d}", path.parent.resolve()
     try:
         doc: Any = json.loads(line)
@@ -91,7 +93,7 @@ def _from_line(path: Path, number: int, line: str) -> StoryTask:
                          "each line must be one whole story document")
     try:
         if isinstance(doc, dict) and "story" in doc and "panels" not in doc:
-            name, folder, doc = _envelope(doc, name, folder, source)
+            name, folder, doc = _envelope(doc, name, folder, source, allow_outside)
         story = parse_story(doc, source)
         if problems := check_sketches(story, folder):
             raise StoryError(problems, source)
@@ -100,7 +102,8 @@ def _from_line(path: Path, number: int, line: str) -> StoryTask:
     return StoryTask(name, source, folder, story)
 
 
-def _envelope(doc: dict[str, Any], name: str, folder: Path, source: str) -> tuple[str, Path, Any]:
+def _envelope(doc: dict[str, Any], name: str, folder: Path, source: str,
+              allow_outside: bool) -> tuple[str, Path, Any]:
     """``{"name", "folder", "story"}``: the line's own output name and sketch folder."""
     problems = [f"{key}: unknown field (a line holds a story, or name/folder/story)" for key in
                 sorted(set(doc) - ENVELOPE_KEYS)]
@@ -111,8 +114,11 @@ def _envelope(doc: dict[str, Any], name: str, folder: Path, source: str) -> tupl
         if not isinstance(doc["folder"], str):
             problems.append("folder: give a folder path, relative to the JSONL file's folder")
         else:
-            folder = (folder / doc["folder"]).resolve()
-            if not folder.is_dir():
+            root, folder = folder, (folder / doc["folder"]).resolve()
+            if not (allow_outside or folder.is_relative_to(root)):
+                problems.append(f"folder: {doc['folder']} is outside the JSONL file's folder {root}: put the "
+                                "story's sketches under it, or pass --allow-folders-outside")
+            elif not folder.is_dir():
                 problems.append(f"folder: {doc['folder']} is not a folder (paths are relative to the JSONL file's)")
     if problems:
         raise StoryError(problems, source)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sketchstory.errors import exit_code
+from sketchstory.errors import EXIT_INPUT, exit_code
 
 
 class ClusterError(ValueError):
@@ -196,7 +196,8 @@ class Outcome:
 
 
 def run_with_retries(pool: Pool, items: Sequence[tuple[int, Any]], retries: int) -> Iterator[Outcome]:
-    """Each ``(tag, item)``'s final outcome, as they finish; a failed item is tried up to ``retries`` more times."""
+    """Each ``(tag, item)``'s final outcome, as they finish; a failed item is tried up to ``retries`` more times,
+    unless it failed on bad input (exit code 2), which fails the same way every time."""
     attempts: dict[int, int] = {}
     seconds: dict[int, float] = {}
     work = dict(items)
@@ -207,7 +208,8 @@ def run_with_retries(pool: Pool, items: Sequence[tuple[int, Any]], retries: int)
         tag = attempt.tag
         attempts[tag] = attempts.get(tag, 0) + 1
         seconds[tag] = seconds.get(tag, 0.0) + attempt.seconds
-        if isinstance(attempt.value, Failure) and attempts[tag] <= retries:
+        failure = attempt.value if isinstance(attempt.value, Failure) else None
+        if failure is not None and failure.code != EXIT_INPUT and attempts[tag] <= retries:
             pool.submit(tag, work[tag])
             continue
         yield Outcome(tag, attempt.value, attempts[tag], seconds[tag], attempt.worker)

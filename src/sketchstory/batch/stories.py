@@ -12,6 +12,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +25,7 @@ from sketchstory.batch.pool import Outcome, run_with_retries
 from sketchstory.batch.resume import finished
 from sketchstory.batch.worker import StoryWorker
 from sketchstory.errors import EXIT_INPUT
+from sketchstory.outputs import output_folder
 
 EXIT_MIXED = 1  # failed stories with different exit codes: each story's is in the report
 
@@ -72,14 +74,22 @@ class BatchReport:
 
 
 def run_batch(tasks: list[StoryTask], out: Path, cluster: Cluster, *, retries: int = 2, library: Path | None = None,
-              keep_memory: bool = False, progress: bool = True) -> BatchReport:
-    """Render every usable, unfinished story into ``out/<name>/``; write and return the report."""
-    from sketchstory.pipeline.runner import check_writable
+              keep_memory: bool = False, progress: bool = True, force: bool = False,
+              inputs: Sequence[Path] = ()) -> BatchReport:
+    """Render every usable, unfinished story into ``out/<name>/``; write and return the report.
 
+    ``out`` must be new, empty or sketchstory's (``force``: any folder but one of ``inputs`` or ``/``);
+    this process holds its lock throughout, so a second batch into it fails at once (``BusyError``).
+    """
     if retries < 0:
         raise ValueError(f"--retries {retries}: give 0 or more")
     out = Path(out).resolve()  # workers elsewhere see the same path on the shared storage
-    check_writable(out)
+    with output_folder(out, inputs=inputs, force=force):
+        return _run(tasks, out, cluster, retries, library, keep_memory, progress, force)
+
+
+def _run(tasks: list[StoryTask], out: Path, cluster: Cluster, retries: int, library: Path | None, keep_memory: bool,
+         progress: bool, force: bool) -> BatchReport:
     start = time.perf_counter()
     statuses: list[StoryStatus | None] = [None] * len(tasks)
     todo: list[tuple[int, StoryTask]] = []
@@ -94,7 +104,7 @@ def run_batch(tasks: list[StoryTask], out: Path, cluster: Cluster, *, retries: i
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="story", disable=not progress, desc="batch")
     try:
         if todo:
-            kwargs = {"out": out, "library": library, "keep_memory": keep_memory}
+            kwargs = {"out": out, "library": library, "keep_memory": keep_memory, "force": force}
             with worker_pool(cluster, StoryWorker, kwargs, "render", len(todo), "stories") as pool:
                 report.workers = pool.description
                 for outcome in run_with_retries(pool, todo, retries):

@@ -11,13 +11,15 @@ from sketchstory.batch.pool import Worker
 class StoryWorker(Worker):
     """Renders stories into ``OUT/<name>/`` (``generate``'s layout), resuming what an earlier attempt left."""
 
-    def __init__(self, out: Path, library: Path | None, keep_memory: bool, device: str, threads: int | None) -> None:
+    def __init__(self, out: Path, library: Path | None, keep_memory: bool, force: bool, device: str,
+                 threads: int | None) -> None:
         super().__init__(threads)
         from sketchstory.models import ComponentCache
         from sketchstory.pipeline.runner import RunOptions
 
         self.out = Path(out)
-        self.options = RunOptions(resume=True, keep_memory=keep_memory, device=device, library=library, progress=False)
+        self.options = RunOptions(resume=True, keep_memory=keep_memory, device=device, library=library, progress=False,
+                                  force=force)
         # Keyed by (model, ControlNet): a worker loads each once, whichever of its stories needs it first.
         self.models = ComponentCache(device)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 
 from sketchstory.atomic import atomic_write_text
+from sketchstory.outputs import output_folder
 from sketchstory.demo import world
 from sketchstory.demo.stories import write_story_folder
 from sketchstory.models import Components
@@ -122,6 +123,7 @@ def table(result: dict) -> str:
 
 
 def write_results(result: dict, out: Path) -> None:
-    atomic_write_text(out / "bench.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(out / "bench.md", table(result) + "\n")
-
+    """Write bench.json and bench.md into ``out`` (new, empty or sketchstory's: check it before the work)."""
+    with output_folder(out):
+        atomic_write_text(out / "bench.json", json.dumps(result, indent=2) + "\n")
+        atomic_write_text(out / "bench.md", table(result) + "\n")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 
 
 def int_list(text: str) -> list[int]:
@@ -20,6 +22,23 @@ def size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, e.g. 512x512") from None
     return w, h
+
+
+def bounded(kind: type[int] | type[float], low: float, high: float) -> Callable[[str], int | float]:
+    """An argparse type: a number of ``kind`` from ``low`` to ``high``, the limits named when it is not."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: give {'a whole' if kind is int else 'a'} number") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            shown = (f"{low:g}", f"{high:g}") if kind is float else (str(low), str(high))
+            raise argparse.ArgumentTypeError(f"{text}: give a number from {shown[0]} to {shown[1]}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 class SizeAction(argparse.Action):

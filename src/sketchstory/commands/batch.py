@@ -13,11 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sketchstory.errors import EXIT_INTERRUPTED
+from sketchstory.errors import Terminated, interrupted_code
 
 
 def register(subparsers: Any) -> None:
     """Add ``batch`` to the ``sketchstory`` subparsers."""
+    from sketchstory.commands.args import bounded
     from sketchstory.commands.settings import add_settings_args
     from sketchstory.batch.cluster import add_cluster_args
 
@@ -29,7 +30,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("input", type=Path, help="a folder of story folders (each with story.json), or a .jsonl file")
     p.add_argument("-o", "--out", type=Path, required=True,
                    help="output folder: OUT/NAME/ per story (generate's layout) and OUT/batch.json")
-    p.add_argument("--retries", type=int, default=2, metavar="N", help="tries again a failed story up to N times (default 2)")
+    p.add_argument("--force", action="store_true",
+                   help="write into an output folder that holds files sketchstory did not write")
+    p.add_argument("--allow-folders-outside", action="store_true",
+                   help="JSONL: let a line's \"folder\" lie outside the JSONL file's folder")
+    p.add_argument("--retries", type=bounded(int, 0, 10), default=2, metavar="N", help="tries again a failed story up to N times (default 2)")
     p.add_argument("--library", type=Path, help="sketch library for library:ID sketches (on shared storage)")
     p.add_argument("--keep-memory", action="store_true",
                    help="save each panel's MAGA memory, for later --only/--resume runs of a story")
@@ -47,14 +52,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     cluster = cluster_from_args(args)
     changes = settings_overrides(args)
-    tasks = with_story(read_tasks(args.input), lambda story: story.with_settings(changes, "command-line settings"))
+    tasks = with_story(read_tasks(args.input, allow_outside=args.allow_folders_outside), lambda story: story.with_settings(changes, "command-line settings"))
     try:
         report = run_batch(tasks, args.out, cluster, retries=args.retries, library=args.library,
-                           keep_memory=args.keep_memory, progress=not args.quiet)
-    except KeyboardInterrupt:
-        print(f"interrupted: finished stories and panels are kept ({args.out / REPORT_NAME} lists the finished "
+                           keep_memory=args.keep_memory, progress=not args.quiet, force=args.force,
+                           inputs=[args.input] if args.input.is_dir() else [])
+    except KeyboardInterrupt as e:
+        print(f"{'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'}: finished stories and panels are kept ({args.out / REPORT_NAME} lists the finished "
               "stories); run the same command again to continue", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return interrupted_code(e)
     for story in report.stories:
         if story.status == "failed":
             tries = f" after {story.attempts} attempt(s)" if story.attempts else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sketchstory.commands.args import int_list
+from sketchstory.commands.args import bounded, int_list
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,8 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", choices=["sd15", "sdxl", "tiny", "tiny-sdxl"], default="sd15",
                    help="sd15: the full SD1.5 + ControlNet architecture with random weights (default); sdxl: SDXL + "
                         "its Canny ControlNet, likewise (bfloat16 on CPU: about 10 GB)")
-    p.add_argument("--size", type=int, help="image size (default: 512 on a GPU, 128 on CPU)")
-    p.add_argument("--steps", type=int, help="denoising steps (default: 30 on a GPU, 4 on CPU)")
+    p.add_argument("--size", type=bounded(int, 8, 4096), help="image size, 8..4096 (default: 512 on a GPU, 128 on CPU)")
+    p.add_argument("--steps", type=bounded(int, 1, 1000), help="denoising steps, 1..1000 (default: 30 on a GPU, 4 on CPU)")
     p.add_argument("--panels", type=int_list, default=[1, 2, 4, 8], metavar="N,M",
                    help="story lengths to measure (default 1,2,4,8)")
     p.add_argument("--long", action="store_true", help="also measure 16 panels")
@@ -32,7 +32,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from sketchstory.bench.scaling import SCENARIOS, run_bench, table, write_results
     from sketchstory.models import default_device
+    from sketchstory.outputs import check_output
 
+    check_output(args.out)  # refused now, not after minutes of benchmarking
     device, dtype = default_device(args.device)
     if args.quick:
         args.size, args.steps, args.panels = 64, 2, [1, 2, 4]

@@ -14,6 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("story", type=Path, help="story file (JSON)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="keep finished panels whose inputs did not change")
+    p.add_argument("--force", action="store_true",
+                   help="write into an output folder that holds files sketchstory did not write")
     p.add_argument("--only", type=int_list, metavar="I,J", help="regenerate only these panels (0-based)")
     p.add_argument("--keep-memory", action="store_true",
                    help="save MAGA memory per panel so later --only/--resume runs need not recompute it")
@@ -33,10 +35,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     story = load_story(args.story).with_settings(settings_overrides(args), "command-line settings")
     options = RunOptions(resume=args.resume, only=frozenset(args.only) if args.only else None,
                          keep_memory=args.keep_memory, device=args.device, offload=args.offload, library=args.library,
-                         progress=not args.quiet)
+                         progress=not args.quiet, force=args.force)
     report = generate(story, args.story.parent, args.out, options)
     print(f"{len(report.rendered)} panel(s) rendered, {len(report.reused)} kept, "
           f"{len(report.recomputed)} recomputed for memory, in {report.seconds:.1f} s -> {args.out}")
+    if report.missing:
+        print(f"panel(s) {','.join(map(str, report.missing))} not rendered yet (not in --only): "
+              "run without --only, or with --resume, to render them")
     if (args.out / "strip.png").exists():
         print(f"comic strip: {args.out / 'strip.png'}")
     return 0

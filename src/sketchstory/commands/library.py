@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sketchstory.errors import EXIT_INPUT, EXIT_INTERRUPTED, CliError
+from sketchstory.commands.args import bounded
+from sketchstory.errors import EXIT_INPUT, CliError, Terminated, interrupted_code
 
 if TYPE_CHECKING:
     from sketchstory.library import Filters, Library
@@ -38,13 +39,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build", parents=[common], help="make sketches for a prompts file with stage 1 (resumable)")
     p.add_argument("prompts", type=Path, help="prompts file (JSON, see docs/library.md)")
     p.add_argument("--model", default="demo", help="stage-1 text-to-image model (default: demo)")
-    p.add_argument("--candidates", type=int, metavar="K", help="candidates per scene (default: the file's)")
-    p.add_argument("--sundry-candidates", type=int, metavar="K", help="candidates per sundry object")
-    p.add_argument("--side", type=int, default=512, help="longest side of stored sketches, for a new library")
+    p.add_argument("--candidates", type=bounded(int, 1, 1000), metavar="K",
+                   help="candidates per scene, 1..1000 (default: the file's)")
+    p.add_argument("--sundry-candidates", type=bounded(int, 1, 1000), metavar="K",
+                   help="candidates per sundry object, 1..1000")
+    p.add_argument("--side", type=bounded(int, 64, 4096), default=512,
+                   help="longest side of stored sketches, for a new library (64..4096)")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda if available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--retries", type=int, default=2, metavar="N",
-                   help="with workers: tries a failed scene or object again up to N times (default 2)")
+    p.add_argument("--retries", type=bounded(int, 0, 10), default=2, metavar="N",
+                   help="with workers: tries a failed scene or object again up to N times (0..10, default 2)")
     add_cluster_args(p, "worker", ray_by_default=False)
     p.set_defaults(func=cmd_build)
 
@@ -52,18 +56,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("folder", type=Path)
     p.add_argument("--tags", default="", help="comma-separated tags for every drawing")
     p.add_argument("--category", help="category for every drawing (default: its subfolder)")
-    p.add_argument("--side", type=int, default=512, help="longest side of stored sketches, for a new library")
+    p.add_argument("--side", type=bounded(int, 64, 4096), default=512,
+                   help="longest side of stored sketches, for a new library (64..4096)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("list", parents=[common, select], help="list sketches, or count them by story/category")
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--limit", type=bounded(int, 1, 1_000_000), default=50)
+    p.add_argument("--offset", type=bounded(int, 0, 10**12), default=0)
     p.add_argument("--summary", action="store_true", help="counts per group and story/category instead")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("search", parents=[common, select], help="full-text search: prompts, tags, categories, stories")
     p.add_argument("words", nargs="+", help='words (all must match, else any), "quoted phrases" allowed')
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=bounded(int, 1, 1_000_000), default=20)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("show", parents=[common], help="one sketch's metadata and file")
@@ -113,10 +118,10 @@ def cmd_build(args: argparse.Namespace) -> int:
                 report = build_library(library, prompts, args.model, candidates=args.candidates,
                                        sundry_candidates=args.sundry_candidates, device=args.device,
                                        progress=not args.quiet)
-        except KeyboardInterrupt:
-            print(f"interrupted: the {library.index.count()} sketch(es) in {root} are kept; run the same command "
+        except KeyboardInterrupt as e:
+            print(f"{'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'}: the {library.index.count()} sketch(es) in {root} are kept; run the same command "
                   "again to continue", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return interrupted_code(e)
     print(f"{report.added} sketch(es) added, {report.duplicates} duplicate(s) skipped, {report.already} already "
           f"built, {len(report.failed)} unusable, in {report.seconds:.1f} s (model loading {report.load_seconds:.1f} s)"
           f" -> {root}")

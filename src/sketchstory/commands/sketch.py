@@ -3,7 +3,8 @@
 Candidates go to OUT/panel_NN/cand_KK.png (OUT defaults to candidates/ beside the story, so the
 story can refer to them directly); a rerun writes panel_NN-2/ and so on, never over earlier
 candidates. The story file is updated after every panel, so an interrupted run keeps what it
-finished. Panels that already have a sketch are left alone unless --overwrite.
+finished; each update re-reads the file under its lock, so edits made meanwhile (a panel inserted,
+another sketch chosen) are kept, and a panel edited meanwhile keeps its new sketch. Panels that already have a sketch are left alone unless --overwrite.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sketchstory.commands.args import int_list, size
+from sketchstory.commands.args import bounded, int_list, size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,12 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("story", type=Path, help="story file (JSON); updated in place")
     p.add_argument("-o", "--out", type=Path, help="candidates folder (default: candidates/ beside the story)")
-    p.add_argument("-k", "--candidates", type=int, default=4, help="candidates per panel (default 4)")
+    p.add_argument("-k", "--candidates", type=bounded(int, 1, 64), default=4, help="candidates per panel, 1..64 (default 4)")
     p.add_argument("--model", help="sdxl (thesis), sd15, demo, tiny, a hub id, a local folder or a .safetensors "
                                    "file (default: the story's model if demo/tiny, else sdxl)")
     p.add_argument("--panels", type=int_list, metavar="I,J", help="only these panels (0-based)")
     p.add_argument("--overwrite", action="store_true", help="also replace panels that already have a sketch")
-    p.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    p.add_argument("--steps", type=bounded(int, 1, 1000), help="denoising steps, 1..1000 (default: the model's)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     p.add_argument("--template", help="prompt template with {prompt}, e.g. '{prompt}, ink line art'")
     p.add_argument("--negative", help="negative prompt (default: the model's line-art negative prompt)")
@@ -50,7 +51,7 @@ def cmd_sketch(args: argparse.Namespace) -> int:
         default_choice,
         sketch_story,
     )
-    from sketchstory.story import StoryError, load_story, save_story
+    from sketchstory.story import Story, StoryError, edit_story, load_story
 
     if args.lines not in METHODS:
         raise ValueError(f"--lines {args.lines}: use one of {', '.join(METHODS)}")
@@ -71,18 +72,30 @@ def cmd_sketch(args: argparse.Namespace) -> int:
     options = SketchOptions(candidates=args.candidates, steps=args.steps, guidance=args.guidance,
                             template=args.template, negative=args.negative, size=args.size, method=args.lines,
                             keep_pictures=args.keep_pictures, progress=not args.quiet, device=args.device)
-    current = story
 
     def write_back(i: int, candidates: list[Candidate]) -> None:
-        nonlocal current
         choice = default_choice(candidates)
         if choice is None:
             print(f"panel {i}: every candidate came out blank; the panel keeps its sketch (try more --candidates, "
                   "another --template, or draw one and `sketchstory story import-sketch`)")
             return
-        current = choose_candidate(current, story_dir, i, choice.path)
-        save_story(current, args.story)
-        print(f"panel {i}: {len(candidates)} candidate(s) in {folders[i]}; using {current.panels[i].sketch}")
+        where: list[int] = []
+
+        def take(current: Story) -> Story:  # the story as it is on disk now, maybe edited meanwhile
+            same = [j for j, p in enumerate(current.panels)
+                    if (p.prompt, p.sketch) == (story.panels[i].prompt, story.panels[i].sketch)]
+            if len(same) != 1:
+                return current
+            where.append(same[0])
+            return choose_candidate(current, story_dir, same[0], choice.path)
+
+        saved = edit_story(args.story, take)
+        if not where:
+            print(f"panel {i}: {len(candidates)} candidate(s) in {folders[i]}; the panel was changed in the story "
+                  "meanwhile, so it keeps what it has (choose one with `sketchstory story choose STORY PANEL FILE`)")
+            return
+        moved = f" (now panel {where[0]})" if where[0] != i else ""
+        print(f"panel {i}{moved}: {len(candidates)} candidate(s) in {folders[i]}; using {saved.panels[where[0]].sketch}")
 
     sketch_story(story, folders, model, options, on_panel=write_back)
     print(f"story updated: {args.story} (pick another candidate with `sketchstory story choose STORY PANEL K`)")

@@ -1,7 +1,7 @@
 """sketchstory story ACTION STORY ...: edit a story's panels and sketches from scripts.
 
 Each action loads the story, applies one operation of sketchstory.panels and saves the story in
-place. Sketch edits write a new file beside the old one (the original is never overwritten).
+place, holding the story's lock (a concurrent edit is waited for and kept, never overwritten). Sketch edits write a new file beside the old one (the original is never overwritten).
 Panel numbers are 0-based.
 """
 
@@ -11,6 +11,8 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+
+from sketchstory.commands.args import bounded
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pydantic is imported when an action runs, so `sketchstory --help` stays quick
@@ -86,9 +88,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="flip upside down instead")
     p = action("move", "move and/or scale the drawing inside the frame",
                lambda s, d, a: _panels().edit_sketch(s, d, a.panel, "move", dx=a.dx, dy=a.dy, scale=a.scale))
-    p.add_argument("--dx", type=int, default=0, help="pixels to the right (negative: left)")
-    p.add_argument("--dy", type=int, default=0, help="pixels down (negative: up)")
-    p.add_argument("--scale", type=float, default=1.0, help="size factor about the drawing's centre")
+    p.add_argument("--dx", type=bounded(int, -4096, 4096), default=0, help="pixels to the right (negative: left)")
+    p.add_argument("--dy", type=bounded(int, -4096, 4096), default=0, help="pixels down (negative: up)")
+    p.add_argument("--scale", type=bounded(float, 1 / 16, 16), default=1.0,
+                   help="size factor about the drawing's centre, 0.0625..16")
     p = action("crop", "keep a box of the sketch and scale it up to fill the frame",
                lambda s, d, a: _panels().edit_sketch(s, d, a.panel, "crop", box=a.box))
     p.add_argument("box", type=_box, help="LEFT,TOP,RIGHT,BOTTOM in pixels")
@@ -97,7 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("box", type=_box, help="LEFT,TOP,RIGHT,BOTTOM in pixels")
     p = action("thicken", "make lines thicker (negative: thinner) by PIXELS on each side",
                lambda s, d, a: _panels().edit_sketch(s, d, a.panel, "thickness", pixels=a.pixels))
-    p.add_argument("pixels", type=int, help="e.g. 1 (thicker) or -1 (thinner)")
+    p.add_argument("pixels", type=bounded(int, -64, 64), help="e.g. 1 (thicker) or -1 (thinner); -64..64")
     p = action("insert", "insert a new panel before position INDEX (the panel count appends)", _insert, panel=False)
     p.add_argument("index", type=int, help="position of the new panel (0-based)")
     p.add_argument("prompt", help="what the panel shows")
@@ -122,10 +125,9 @@ def _insert(story: Story, story_dir: Path, args: argparse.Namespace) -> Story:
 
 
 def _apply(args: argparse.Namespace, run: Action) -> int:
-    from sketchstory.story import load_story, save_story
+    from sketchstory.story import edit_story
 
-    story = run(load_story(args.story, check_files=False), args.story.parent, args)
-    save_story(story, args.story)
+    story = edit_story(args.story, lambda story: run(story, args.story.parent, args))
     _print_panels(story)
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sketchstory.commands.args import bounded
 from sketchstory.errors import CliError
 from sketchstory.ui import DEFAULT_WORK
 
@@ -17,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="work folder: the autosaved story, its sketches, renders and downloads "
                         "(default: ./sketchstory-work)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this computer only)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=bounded(int, 1, 65535), default=7860)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--library", type=Path,
                    help="sketch library folder (default: $SKETCHSTORY_LIBRARY, else the user's data folder)")

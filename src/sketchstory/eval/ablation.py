@@ -20,10 +20,11 @@ from sketchstory.atomic import atomic_write_text
 from sketchstory.eval.baselines import SOURCE, THESIS_MAGA
 from sketchstory.eval.runs import open_rgb
 from sketchstory.models import ComponentCache, Components
+from sketchstory.outputs import output_folder
 from sketchstory.pipeline.runner import RunOptions, generate, panel_path
 from sketchstory.pipeline.story_files import story_name
 from sketchstory.provenance import save_png
-from sketchstory.story import load_story
+from sketchstory.story import Story, load_story
 
 DEFAULT_LAYERS = [0, 4, 8, 12]
 DEFAULT_STEPS = ["0/50", "12/50", "24/50", "36/50"]
@@ -73,10 +74,18 @@ def compose_grid(cells: list[list[list[Image.Image]]], row_labels: list[str], co
 def run_ablation(story_file: Path, out: Path, layers: list[int], steps: list[str], overrides: dict[str, Any],
                  options: RunOptions, components: Components | None = None,
                  on_cell: Callable[[str], None] | None = None) -> Path:
-    """Render every (step, layer) cell and write ``ablation.png`` and ``ablation.json``; returns the image."""
+    """Render every (step, layer) cell and write ``ablation.png`` and ``ablation.json``; returns the image.
+
+    ``out`` must be new, empty or sketchstory's (see :mod:`sketchstory.outputs`), and not the story's folder.
+    """
     story = load_story(story_file)
-    cache = ComponentCache(options.device, preloaded=components)
-    out = Path(out)
+    with output_folder(Path(out), inputs=[story_file.parent]):
+        return _grid(story, story_file, Path(out), layers, steps, overrides, options,
+                     ComponentCache(options.device, preloaded=components), on_cell)
+
+
+def _grid(story: Story, story_file: Path, out: Path, layers: list[int], steps: list[str], overrides: dict[str, Any],
+          options: RunOptions, cache: ComponentCache, on_cell: Callable[[str], None] | None) -> Path:
     cells: list[list[list[Image.Image]]] = []
     record: list[dict[str, Any]] = []
     for step in steps:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sketchstory.atomic import atomic_write_text
+from sketchstory.outputs import output_folder
 
 # (metric key, column title, format); the first three are Table 5.2's.
 COLUMNS: list[tuple[str, str, str]] = [
@@ -72,8 +73,13 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def write_report(doc: dict[str, Any], out: Path) -> list[Path]:
-    """Write report.json, report.md and, with matplotlib, metrics.png and time_vs_panels.png into ``out``."""
-    out = Path(out)
+    """Write report.json, report.md and, with matplotlib, metrics.png and time_vs_panels.png into ``out``
+    (new, empty or sketchstory's: see :mod:`sketchstory.outputs`)."""
+    with output_folder(Path(out)) as out:
+        return _write(doc, out)
+
+
+def _write(doc: dict[str, Any], out: Path) -> list[Path]:
     try:
         from sketchstory.eval.plots import metric_bars, time_vs_panels
     except ImportError:  # matplotlib comes with the `eval` extra; the numbers do not need it

@@ -17,6 +17,7 @@ from PIL import Image
 
 from sketchstory.atomic import atomic_write_text
 from sketchstory.eval.psnr import PICTURE_SUFFIXES
+from sketchstory.outputs import output_folder
 from sketchstory.pipeline.conditions import sketch_file
 from sketchstory.pipeline.runner import panel_path
 from sketchstory.provenance import read_png_meta, save_png
@@ -120,6 +121,12 @@ def import_outputs(pictures: Path, story_file: Path, out: Path, system: str,
     if len(files) != len(story.panels):
         raise ValueError(f"{pictures}: {len(files)} picture(s) for a story of {len(story.panels)} panels; "
                          "give one picture per panel, named in panel order")
+    with output_folder(out, inputs=[story_file.parent, pictures]):
+        return _import(story, story_file, files, Path(out), system, seconds, peak_bytes)
+
+
+def _import(story: Story, story_file: Path, files: list[Path], out: Path, system: str, seconds: float | None,
+            peak_bytes: int | None) -> Run:
     for n, file in enumerate(files):
         image = load_image(file).convert("RGB")
         save_png(image, panel_path(out, n), {"panel": n, "prompt": story.full_prompt(n), "imported_from": str(file),

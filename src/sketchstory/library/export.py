@@ -25,6 +25,8 @@ def export(source: Library, entries: Sequence[Entry], dest: Path) -> int:
         raise LibraryError("nothing to export: the selection matches no sketch")
     if dest.suffix.lower() != ".zip":
         return _export_folder(source, entries, dest)
+    if dest.exists():  # a file of the user's name is never replaced; a folder is merged only if it is a library
+        raise LibraryError(f"{dest} exists: give the export a new file name (an existing zip is not replaced)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".export.") as tmp:
         folder = Path(tmp) / dest.stem

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,13 +21,9 @@ from typing import Any, Self
 from PIL import Image
 
 from sketchstory.library.index import Entry, Index, LibraryError, Meta
+from sketchstory.locks import exclusive
 from sketchstory.provenance import save_png
 from sketchstory.sketches import normalize_sketch
-
-try:
-    import fcntl
-except ImportError:  # Windows: SQLite's own locking still keeps the index consistent.
-    fcntl = None  # type: ignore[assignment]
 
 INDEX_NAME = "index.sqlite"
 ID_LENGTH = 12  # 48 bits: a collision among a million sketches has odds of about 1 in 500 million
@@ -90,7 +85,8 @@ class Library:
         if side < 8:
             raise LibraryError(f"sketch side {side} is too small: use 64 or more (512 is stage 2's size)")
         root.mkdir(parents=True, exist_ok=True)
-        with _exclusive(root / ".writer.lock"):
+        with exclusive(root / ".writer.lock", f"the sketch library at {root}",
+                       "wait for it to finish (searching the library meanwhile is fine)"):
             library = cls(root, Index(root / INDEX_NAME, create=True))
             try:
                 if library.index.get_meta("side") is None:
@@ -147,18 +143,3 @@ class Library:
         self.index.insert(entry, thumbnail_png(sketch))
         return Added(entry, False)
 
-
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an OS lock on ``lock_path``; it is released when the process ends, even by a crash."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise LibraryError(f"another sketchstory process is writing to the library at {lock_path.parent}; "
-                                   "wait for it to finish (searching it meanwhile is fine)") from None
-        yield
-    finally:
-        os.close(fd)

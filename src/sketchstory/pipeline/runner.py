@@ -21,7 +21,6 @@ import functools
 import json
 import logging
 import resource
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -39,7 +38,8 @@ from sketchstory.attention.memory import MemoryBank
 from sketchstory.attention.policy import MemoryPolicy, parse_policy
 from sketchstory.layout import compose_page
 from sketchstory.models import Components, load, resolve_spec
-from sketchstory.pipeline.conditions import PanelInputs, prepare_inputs, read_sketches
+from sketchstory.outputs import output_folder
+from sketchstory.pipeline.conditions import PanelInputs, Sketch, prepare_inputs, read_sketches
 from sketchstory.pipeline.stage2 import PanelJob, Sampling, control_tensor, decode, denoise, encode_negative, encode_text
 from sketchstory.provenance import fingerprint, read_png_meta, save_png, versions
 from sketchstory.story import Story
@@ -47,6 +47,7 @@ from sketchstory.tokenizer import long_prompts
 
 log = logging.getLogger(__name__)
 NO_MEMORY = MemoryPolicy()
+CPU_SLOW_PIXELS = 768 * 768  # beyond this a CPU render of SD1.5 takes minutes per panel
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class RunOptions:
     offload: bool = False  # CUDA: keep models in CPU memory until they run
     library: Path | None = None  # sketch library for ``library:ID`` sketches (default: see library.resolve)
     progress: bool = True  # a tqdm bar on stderr
+    force: bool = False  # write into a folder that holds files sketchstory did not write (see sketchstory.outputs)
     # Called after every denoising step with (panels being denoised, steps done, steps in all).
     on_step: Callable[[tuple[int, ...], int, int], None] | None = None
 
@@ -66,7 +68,8 @@ class RunOptions:
 class RunReport:
     out: Path
     rendered: list[int] = field(default_factory=list)
-    reused: list[int] = field(default_factory=list)
+    reused: list[int] = field(default_factory=list)  # not rendered, kept from an earlier run
+    missing: list[int] = field(default_factory=list)  # not rendered, and no earlier run's file (``only`` left them)
     recomputed: list[int] = field(default_factory=list)  # denoised only for the memory they feed
     seconds: float = 0.0
     info: dict = field(default_factory=dict)
@@ -101,17 +104,6 @@ def maga_config(story: Story, num_layers: int) -> MAGAConfig:
     )
 
 
-def check_writable(out: Path) -> None:
-    """Fail before any model work if the output folder cannot be written."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check."):
-            pass
-    except OSError as e:
-        raise OSError(e.errno, f"output folder {out} is not writable ({e.strerror}); choose another with -o",
-                      str(out)) from None
-
-
 def fingerprints(story: Story, inputs: list[PanelInputs], policy: MemoryPolicy) -> list[str]:
     settings = story.settings.model_dump(mode="json", exclude={"mode", "chunk_size"})
     out: list[str] = []
@@ -126,11 +118,9 @@ def fingerprints(story: Story, inputs: list[PanelInputs], policy: MemoryPolicy) 
 class StoryRun:
     """Plans and executes one ``generate`` call."""
 
-    def __init__(self, story: Story, story_dir: Path, out: Path, options: RunOptions,
+    def __init__(self, story: Story, sketches: list[Sketch | None], out: Path, options: RunOptions,
                  components: Components | None = None) -> None:
         self.story, self.out, self.options = story, Path(out), options
-        sketches = read_sketches(story, story_dir, options.library)  # bad inputs fail before any work
-        check_writable(self.out)
         self.steps_done = 0
         self.components = components or load(resolve_spec(story.settings.model, story.settings.controlnet),
                                               options.device, offload=options.offload)
@@ -140,9 +130,23 @@ class StoryRun:
         self.config = self._fit_memory_budget(maga_config(story, num_layers))
         self.policy = self.config.policy
         self.prints = fingerprints(story, self.inputs, self.policy)
-        self.warnings = long_prompts(story, self.components.tokenizer)
+        self.warnings = long_prompts(story, self.components.tokenizer) + self._size_warnings()
         for warning in self.warnings:
             log.warning(warning)
+
+    def _size_warnings(self) -> list[str]:
+        """Said before the work: a size that takes the CPU very long, or is far beyond the model's own."""
+        s, c = self.story.settings, self.components
+        native = c.unet.config.sample_size * c.vae_scale
+        said = []
+        if c.device.type == "cpu" and s.width * s.height > CPU_SLOW_PIXELS:
+            said.append(f"{s.width}x{s.height} on the CPU: time and memory grow with the pixels (and attention's "
+                        f"with their square), so each panel may take many minutes and gigabytes; "
+                        f"use a GPU or a smaller --size, e.g. {native}x{native}")
+        if max(s.width, s.height) > 2 * native:
+            said.append(f"{s.width}x{s.height} is over twice the {native} px the model {c.spec.name} was trained at: "
+                        "expect repeated or broken figures; render at its size and upscale instead")
+        return said
 
     def _fit_memory_budget(self, config: MAGAConfig) -> MAGAConfig:
         """Lower the token budget so the memory bank stays under ``maga.memory_budget_mb``."""
@@ -207,7 +211,9 @@ class StoryRun:
         start = time.perf_counter()
         render, recompute, load_mem = self.plan()
         report = RunReport(self.out, rendered=render, recomputed=recompute,
-                           reused=[n for n in range(len(self.story.panels)) if n not in render], warnings=self.warnings)
+                           warnings=self.warnings)
+        for n in (n for n in range(len(self.story.panels)) if n not in render):
+            (report.reused if panel_path(self.out, n).is_file() else report.missing).append(n)
         c = self.components
         run = MAGARun(self.config, MemoryBank())
         previous = install(c.unet, run)
@@ -280,7 +286,7 @@ class StoryRun:
             "panels": [
                 {"index": n, "seed": self.inputs[n].seed, "file": str(panels[n].relative_to(self.out)),
                  "fingerprint": self.prints[n],
-                 "status": "rendered" if n in report.rendered else "reused",
+                 "status": "rendered" if n in report.rendered else "reused" if n in report.reused else "missing",
                  "seconds": round(timings[n], 3) if n in timings else None}
                 for n in range(len(self.story.panels))
             ],
@@ -295,7 +301,13 @@ class StoryRun:
 
 def generate(story: Story, story_dir: Path, out: Path, options: RunOptions = RunOptions(),
              components: Components | None = None) -> RunReport:
-    """Generate (or resume, or partly regenerate) a story into ``out``."""
+    """Generate (or resume, or partly regenerate) a story into ``out``.
+
+    ``out`` must be new, empty or sketchstory's (``options.force``: any folder but the story's own and
+    ``/``); the run holds its lock throughout, so a second run into it fails at once (``BusyError``).
+    """
     if torch.cuda.is_available():  # so that run.json reports this run's peak, not the process's
         torch.cuda.reset_peak_memory_stats()
-    return StoryRun(story, story_dir, out, options, components).execute()
+    sketches = read_sketches(story, story_dir, options.library)  # bad inputs fail before any work
+    with output_folder(out, inputs=[story_dir], force=options.force):
+        return StoryRun(story, sketches, out, options, components).execute()

@@ -31,6 +31,7 @@ from sketchstory.sketches import SketchError, normalize_sketch
 from sketchstory.story import Story
 
 _NATIVE: dict[Kind, int] = {"sd15": 512, "sdxl": 1024}
+MAX_CANDIDATES = 64  # per panel: each is a full text-to-image run
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,16 @@ class SketchOptions:
 
     def __post_init__(self) -> None:
         checks = [  # (what is wrong, what to do), every problem reported at once
-            (self.candidates < 1, f"candidates {self.candidates}: ask for at least one candidate per panel"),
-            (self.steps is not None and self.steps < 1, f"steps {self.steps}: give at least one denoising step"),
+            (not 1 <= self.candidates <= MAX_CANDIDATES,
+             f"candidates {self.candidates}: ask for 1 to {MAX_CANDIDATES} candidates per panel"),
+            (self.steps is not None and not 1 <= self.steps <= 1000,
+             f"steps {self.steps}: give 1 to 1000 denoising steps"),
             (self.template is not None and "{prompt}" not in self.template,
              f"the prompt template {self.template!r} has no {{prompt}} placeholder for the panel's prompt"),
             (self.size is not None and any(side < 8 or side % 8 for side in self.size),
              f"generation size {self.size}: width and height must be multiples of 8"),
+            (self.size is not None and any(side > 4096 for side in self.size),
+             f"generation size {self.size}: width and height must be at most 4096"),
         ]
         if problems := [message for wrong, message in checks if wrong]:
             raise ValueError("; ".join(problems))

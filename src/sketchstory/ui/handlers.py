@@ -415,7 +415,7 @@ class Handlers:
             log.exception("render failed")
             raise gr.Error(f"The render failed ({type(e).__name__}: {e}); finished panels are kept.") from None
         assert report is not None  # Renderer.run always ends with the report
-        final = ({n: "kept (unchanged)" for n in report.reused}
+        final = ({n: "not rendered yet" for n in report.missing} | {n: "kept (unchanged)" for n in report.reused}
                  | {n: "recomputed for memory" for n in report.recomputed} | {n: "rendered" for n in report.rendered})
         summary = (f"**Done** in {report.seconds:.1f} s: {len(report.rendered)} rendered, {len(report.reused)} kept, "
                    f"{len(report.recomputed)} recomputed for the memory of others."

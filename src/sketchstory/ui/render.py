@@ -68,8 +68,9 @@ class Renderer:
                     raise Cancelled()
                 events.put(Step(panels, done, total))
 
+            # force: the work folder's out/ is the page's own, also when an older version left it unmarked
             options = RunOptions(resume=only is None, only=only, keep_memory=keep_memory, device=self.device,
-                                 progress=False, on_step=on_step, library=self.library)
+                                 progress=False, on_step=on_step, library=self.library, force=True)
 
             def work() -> None:
                 try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import tempfile
 import zipfile
@@ -26,7 +27,7 @@ from PIL import Image
 
 from sketchstory.atomic import atomic_write, atomic_write_bytes
 from sketchstory.library.resolve import resolve as resolve_library
-from sketchstory.story import LIBRARY_PREFIX, Story, StoryError, load_story, resolve_sketch, save_story
+from sketchstory.story import LIBRARY_PREFIX, Story, StoryError, load_story, resolve_sketch, save_story, story_lock
 
 SKETCH_DIR = "sketches"
 # An uploaded zip larger than this when unpacked is refused (a story folder is a few MB).
@@ -75,7 +76,8 @@ class Workspace:
         return load_story(self.story_path, check_files=False)  # missing sketches are reported at render time
 
     def save(self, story: Story) -> None:
-        save_story(story, self.story_path)
+        with story_lock(self.story_path):  # waits for a command line edit of the same file to finish
+            save_story(story, self.story_path)
 
     def set_aside(self) -> Path:
         """Rename an unreadable working story out of the way (never overwritten); returns its new path."""
@@ -177,6 +179,11 @@ class Workspace:
         """Write the story and its sketches to ``dest`` (a ``.json`` file, or a folder for ``story.json``)."""
         dest = Path(dest).expanduser()
         target = dest if dest.suffix.lower() == ".json" else dest / "story.json"
+        if Path(os.path.abspath(target)).parent.resolve() == Path("/"):
+            raise StoryError([f"{target}: not in the filesystem root; save into a folder of its own"])
+        if target.exists() and not _is_story(target):
+            raise StoryError([f"{target} exists and is not a sketchstory story: it is not replaced; "
+                              "give a new file or folder name"])
         for ref, source in self.local_sketches(story).items():
             if not (target.parent / ref).exists():
                 atomic_write_bytes(target.parent / ref, source.read_bytes())
@@ -229,6 +236,14 @@ class Workspace:
                     zf.write(path, f"{folder}/{arcname}")
 
         return atomic_write(target, write)
+
+
+def _is_story(path: Path) -> bool:
+    try:
+        load_story(path, check_files=False)
+    except StoryError:
+        return False
+    return True
 
 
 def _unzip_story(upload: Path, dest: Path) -> Path:
