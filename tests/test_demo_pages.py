@@ -93,3 +93,15 @@ def test_match_loss_training_step_has_finite_gradients(unet, target):
         for p, flag in zip(queries, flags, strict=True):
             p.requires_grad_(flag)
             p.grad = None
+
+
+def test_match_loss_partner_share_asks_for_twins_across_the_page():
+    targets = torch.zeros(2, 4, 8, dtype=torch.bool)
+    targets[:, :, [0, 4]] = True  # each query's twins: token 0 of its own panel and token 0 of the other
+    queries, character = torch.ones(2, 4, dtype=torch.bool), torch.zeros(2, 4, dtype=torch.bool)
+    own_only, both = torch.full((2, 1, 4, 8), -9.0), torch.full((2, 1, 4, 8), -9.0)
+    own_only[..., 0] = 0.0
+    both[..., [0, 4]] = 0.0
+    assert float(match_loss(own_only.log_softmax(-1), targets, queries, character)) < 1e-3  # indifferent
+    assert float(match_loss(own_only.log_softmax(-1), targets, queries, character, 0.5)) > 3.0
+    assert float(match_loss(both.log_softmax(-1), targets, queries, character, 0.5)) == pytest.approx(math.log(2), abs=1e-3)

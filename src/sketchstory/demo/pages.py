@@ -49,6 +49,7 @@ class PageRun(MAGARun):
     colour: torch.Tensor | None = None  # (batch, 3, h, w) mean clean-image colour of each latent cell
     match_weight: float = 0.0
     match_target: str = "colour"  # "colour": every query; "character": the character's queries only
+    match_partner: float = 0.0  # share of a query's twin mass asked on the partner panel (match_loss)
     match_losses: list[torch.Tensor] = field(default_factory=list)  # one per attn1 call, then cleared
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -62,7 +63,7 @@ class PageRun(MAGARun):
         if not (self.match_weight and self.character is not None and torch.is_grad_enabled()):
             return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         logp = (q @ keys.transpose(-1, -2) / math.sqrt(q.shape[-1]) + mask).log_softmax(-1)
-        self.match_losses.append(match_loss(logp, *self._targets(n, partner)))
+        self.match_losses.append(match_loss(logp, *self._targets(n, partner), self.match_partner))
         return logp.exp() @ values
 
     def _targets(self, n: int, partner: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -94,16 +95,30 @@ def remove_page_attention(unet: torch.nn.Module) -> None:
     unet.set_attn_processor(AttnProcessor2_0())
 
 
-def match_loss(logp: torch.Tensor, targets: torch.Tensor, queries: torch.Tensor, character: torch.Tensor) -> torch.Tensor:
+def match_loss(logp: torch.Tensor, targets: torch.Tensor, queries: torch.Tensor, character: torch.Tensor,
+               partner_share: float = 0.0) -> torch.Tensor:
     """-log of the head-averaged attention mass each taught query puts on its targets, averaged over
     ``queries`` plus averaged over ``character`` (so the character, a few % of the cells, counts
-    as much as the rest); 0 when nothing is taught. ``logp``: (batch, heads, n, 2n)."""
+    as much as the rest); 0 when nothing is taught. ``logp``: (batch, heads, n, 2n).
+
+    With ``partner_share`` s > 0, a query whose targets include the partner panel's asks for a
+    share s of that mass there: -(1-s) log m_own - s log m_partner. Without it, attention can find
+    its twins in its own panel alone and carry nothing across (the page probe goes to 0)."""
     items = queries.any(1)
     if not bool(items.any()):
         return logp.new_zeros(())
     logp, targets, queries, character = logp[items], targets[items], queries[items], character[items]
-    # a finite fill: a row with no finite target would give NaN gradients through logsumexp
-    mass = logp.masked_fill(~targets[:, None], -1e4).logsumexp(-1).exp().mean(1)  # (items, n)
-    nll = -mass.clamp_min(1e-6).log()
-    loss = nll[queries].mean()
-    return loss + nll[character].mean() if bool(character.any()) else loss
+
+    def nll(keys: torch.Tensor) -> torch.Tensor:  # (items, n); a finite fill keeps gradients finite
+        mass = logp.masked_fill(~keys[:, None], -1e4).logsumexp(-1).exp().mean(1)
+        return -mass.clamp_min(1e-6).log()
+
+    loss = nll(targets)
+    if partner_share:
+        n = logp.shape[2]
+        own, across = targets.clone(), targets.clone()
+        own[..., n:], across[..., :n] = False, False
+        split = (1 - partner_share) * nll(own) + partner_share * nll(across)
+        loss = torch.where(own.any(-1) & across.any(-1), split, loss)
+    total = loss[queries].mean()
+    return total + loss[character].mean() if bool(character.any()) else total

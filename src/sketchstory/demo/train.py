@@ -115,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
         "character_weight": "extra loss weight on the character's latent cells",
         "attention_lr_mult": "learning-rate factor for attn1's queries and keys",
         "match_weight": "weight of the page match loss on attn1 (0: denoising loss only)",
+        "match_partner": "share of each query's twin attention the match loss asks on the other panel of the page (0: any)",
         "match_target": "what the match loss pulls each query to: 'colour' (its same-coloured cells in both panels) or 'character'",
         "curriculum": "steps over which joint pages stop getting one less noisy panel (0: none)",
         "probe_every": "steps between page probes (0: none)",

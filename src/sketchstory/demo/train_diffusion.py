@@ -246,7 +246,7 @@ def train_diffusion(cfg: TrainConfig, p: Preset, t: Tensors, path: Path,
     opt = torch.optim.AdamW(_param_groups(models, cfg), lr=cfg.lr, weight_decay=1e-2)
     ema = EMA(models.named(), cfg.ema_decay)
     page = install_page_attention(unet)
-    page.match_weight, page.match_target = cfg.match_weight, cfg.match_target
+    page.match_weight, page.match_target, page.match_partner = cfg.match_weight, cfg.match_target, cfg.match_partner
     matches: list[float] = []
     progress = checkpoint.Progress("diffusion", cfg.steps, cfg.log_every, log, state)
     history, probes = [], []
