@@ -265,7 +265,9 @@ def test_stop_ends_a_render_at_the_next_step_and_keeps_finished_panels(imported)
     ws, story = imported
     renderer = Renderer("cpu")
     steps = 10  # a stop lands within a step or two, long before panel 1 could finish
-    long = story.model_copy(update={"settings": story.settings.model_copy(update={"steps": steps})})
+    # Sequential, so that panel 0 is finished while panel 1 denoises (auto would denoise them together).
+    settings = story.settings.model_copy(update={"steps": steps, "mode": "sequential"})
+    long = story.model_copy(update={"settings": settings})
     with pytest.raises(Cancelled):
         for event in renderer.run(long, ws.root, ws.out):
             if event.done == steps + 1:  # panel 0 is saved before panel 1's first step

@@ -47,6 +47,24 @@ def place(modules: Iterable[torch.nn.Module | None], device: torch.device, dtype
             module.to(device)
 
 
+def available_bytes(device: torch.device) -> int | None:
+    """Memory a run can still take on ``device``: free VRAM on CUDA, available RAM on the CPU; None if unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:  # MemAvailable counts reclaimable caches, as the kernel would when we allocate
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return int(psutil.virtual_memory().available)
+
+
 def free_memory() -> None:
     """Return freed model memory to the system (and CUDA's cache to the driver)."""
     gc.collect()
