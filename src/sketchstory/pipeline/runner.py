@@ -41,7 +41,15 @@ from sketchstory.layout import compose_page
 from sketchstory.models import Components, available_bytes, load, resolve_spec
 from sketchstory.pipeline.chunking import ChunkPlan, activation_bytes, plan_chunk
 from sketchstory.pipeline.conditions import PanelInputs, prepare_inputs, read_sketches
-from sketchstory.pipeline.stage2 import PanelJob, Sampling, control_tensor, decode, denoise, encode_text
+from sketchstory.pipeline.stage2 import (
+    PanelJob,
+    Sampling,
+    control_tensor,
+    decode,
+    denoise,
+    encode_text,
+    prepared_scheduler,
+)
 from sketchstory.provenance import fingerprint, read_png_meta, save_png, versions
 from sketchstory.story import Story
 from sketchstory.tokenizer import long_prompts
@@ -187,17 +195,21 @@ class StoryRun:
     # --- execution --------------------------------------------------------------------------
 
     def _jobs(self, panels: list[int], run: MAGARun) -> list[PanelJob]:
+        """Every panel's job; each distinct text is encoded once, each distinct sketch's condition made once."""
         c = self.components
-        uncond, _ = encode_text(c, self.story.negative_prompt)
+        encode = functools.cache(lambda text: encode_text(c, text))
+        controls: dict[str | None, torch.Tensor] = {}  # by sketch file hash
+        uncond, _ = encode(self.story.negative_prompt)
         jobs = []
         for n in panels:
             p = self.inputs[n]
-            cond, pooled = encode_text(c, p.prompt)
+            cond, pooled = encode(p.prompt)
             run.conditions[n] = pooled
             if p.mask is not None:
                 run.subject_masks[n] = torch.from_numpy(p.mask).to(c.device)
-            control = control_tensor(p.canny, c) if p.canny is not None else None
-            jobs.append(PanelJob(n, p.seed, cond, uncond, control))
+            if p.canny is not None and p.sketch_hash not in controls:
+                controls[p.sketch_hash] = control_tensor(p.canny, c)
+            jobs.append(PanelJob(n, p.seed, cond, uncond, controls[p.sketch_hash] if p.canny is not None else None))
         return jobs
 
     def chunk_plan(self, panels: int) -> ChunkPlan:
@@ -236,6 +248,7 @@ class StoryRun:
         compute = sorted(set(render) | set(recompute))
         jobs = {j.index: j for j in self._jobs(compute, run)}
         plan = self.chunk_plan(len(compute))
+        scheduler = prepared_scheduler(c, self.sampling)  # set up once; each chunk denoises with a fresh copy
         chunks = self._chunks(compute, plan.size)
         timings: dict[int, float] = {}
         bar = tqdm(total=len(compute) * self.sampling.steps, unit="step", disable=not self.options.progress,
@@ -248,7 +261,7 @@ class StoryRun:
                 bar.set_postfix_str(f"panel {','.join(map(str, chunk))} of {len(self.story.panels)}")
                 t0 = time.perf_counter()
                 latents = denoise(c, [jobs[n] for n in chunk], self.sampling, run, write=write,
-                                  on_step=lambda _: self._step(bar, chunk))
+                                  on_step=lambda _: self._step(bar, chunk), scheduler=scheduler)
                 for n in (n for n in chunk if n in render):  # each panel kept the moment it is decoded
                     (image,) = decode(c, latents[chunk.index(n)][None])
                     self._save_panel(n, image)
