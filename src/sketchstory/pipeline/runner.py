@@ -64,6 +64,7 @@ class RunOptions:
     only: frozenset[int] | None = None  # regenerate just these panels (incremental)
     keep_memory: bool = False  # save each panel's MAGA memory for later incremental runs
     device: str | None = None
+    dtype: str | None = None  # auto (None), fp32, bf16, fp16: see models.device.default_device
     offload: bool = False  # CUDA: keep models in CPU memory until they run
     library: Path | None = None  # sketch library for ``library:ID`` sketches (default: see library.resolve)
     progress: bool = True  # a tqdm bar on stderr
@@ -144,7 +145,7 @@ class StoryRun:
         check_writable(self.out)
         self.steps_done = 0
         self.components = components or load(resolve_spec(story.settings.model, story.settings.controlnet),
-                                              options.device, offload=options.offload)
+                                              options.device, offload=options.offload, dtype_name=options.dtype)
         self.sampling = sampling_of(story)
         self.inputs = prepare_inputs(story, sketches, self.components.vae_scale)
         num_layers = len(self_attention_layers(list(self.components.unet.attn_processors)))
@@ -308,6 +309,7 @@ class StoryRun:
         peak_cuda = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
         info = {
             "title": self.story.title, "model": self.components.spec.name, "device": str(self.components.device),
+            "dtype": str(self.components.dtype).removeprefix("torch."),
             "mode": self.story.settings.mode, "chunk_size": plan.size, "chunk_reason": plan.reason,
             "settings": self.story.settings.model_dump(mode="json"),
             "maga_start_step": self.config.start_step, "maga_token_budget": self.config.token_budget,
