@@ -36,9 +36,9 @@ def test_plan_takes_the_largest_chunk_that_fits_half_the_free_memory() -> None:
 
 
 def test_activation_estimate_grows_with_tokens_memory_panels_and_guidance() -> None:
-    shapes = [LayerShape(256, 32, 2), LayerShape(64, 64, 2)]
+    shapes = [LayerShape(256, 32), LayerShape(64, 64)]
     base = activation_bytes(shapes, 1, 0, None, 1, 4)
-    assert base == 4 * (2 * (256 * 32 + 64 * 64) + 2 * 256 * 256 + 2 * 256 * 32 + 12 * 256 * 32)
+    assert base == 4 * (3 * (256 * 32 + 64 * 64) + 18 * 256 * 32)
     assert activation_bytes(shapes, 1, 0, None, 2, 4) == 2 * base
     assert activation_bytes(shapes, 0, 3, None, 1, 4) > activation_bytes(shapes, 0, 3, 16, 1, 4) > base
 

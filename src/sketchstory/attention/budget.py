@@ -21,11 +21,10 @@ from sketchstory.attention.policy import MemoryPolicy
 class LayerShape:
     tokens: int
     channels: int
-    heads: int = 1
 
 
 def layer_shapes(unet: torch.nn.Module, latent_hw: tuple[int, int]) -> list[LayerShape]:
-    """Token count, key width and heads of each self-attention layer, in execution order."""
+    """Token count and key width of each self-attention layer, in execution order."""
     modules = dict(unet.named_modules())
     n_down = len(unet.down_blocks)
     shapes = []
@@ -35,7 +34,7 @@ def layer_shapes(unet: torch.nn.Module, latent_hw: tuple[int, int]) -> list[Laye
         level = index if block != "up_blocks" else n_down - 1 - index
         h, w = latent_hw[0] >> level, latent_hw[1] >> level
         attn = modules[name.removesuffix(".processor")]
-        shapes.append(LayerShape(h * w, attn.to_k.out_features, attn.heads))
+        shapes.append(LayerShape(h * w, attn.to_k.out_features))
     return shapes
 
 

@@ -5,9 +5,8 @@ one UNet call with larger matrix products (on CPU, about half the time per panel
 holds every one of its panels' activations at once. ``auto`` takes the largest chunk whose
 estimated peak fits in half the free memory (RAM on CPU, VRAM on CUDA), at most ``MAX_CHUNK``
 panels, and renders sequentially when not even 2 panels fit. Like the memory budget
-(attention.budget), the estimate comes from the UNet's self-attention layer shapes; it is
-deliberately generous (it counts attention scores as materialised, which memory-efficient
-kernels avoid), so the chosen chunk errs on the small side.
+(attention.budget), the estimate comes from the UNet's self-attention layer shapes. Attention
+scores are not counted: PyTorch's SDPA never materialises them (docs/maga.md, Performance).
 """
 
 from __future__ import annotations
@@ -32,17 +31,17 @@ def activation_bytes(shapes: list[LayerShape], first_layer: int, sources: int, t
                      branches: int, element: int) -> int:
     """Estimated peak activations of one panel in one UNet + ControlNet call.
 
-    Held through the call: the skip connections and the ControlNet's residuals, about two feature
-    maps per layer. At the widest layer on top: the attention scores over the panel's own tokens and
-    its ``sources`` memory panels' (from ``first_layer`` on), their keys and values, and the
-    feed-forward's 8x-wide hidden state with the projections around it.
+    Held through the call: the UNet's skip connections, the ControlNet's residuals and a resnet's
+    intermediate, about three feature maps per layer. At the widest layer on top: the keys and
+    values of the panel and its ``sources`` memory panels (from ``first_layer`` on), and the
+    transformer block's tensors: queries, keys, values, output, residual, and the feed-forward's
+    GEGLU (8x wide, then 4x), 16 feature maps.
     """
-    held = 2 * sum(s.tokens * s.channels for s in shapes)
+    held = 3 * sum(s.tokens * s.channels for s in shapes)
 
     def work(layer: int, s: LayerShape) -> int:
         memory = sources * min(s.tokens, token_budget or s.tokens) if layer >= first_layer else 0
-        keys = s.tokens + memory
-        return s.heads * s.tokens * keys + 2 * keys * s.channels + 12 * s.tokens * s.channels
+        return 2 * (s.tokens + memory) * s.channels + 16 * s.tokens * s.channels
 
     return branches * element * (held + max(work(i, s) for i, s in enumerate(shapes)))
 
