@@ -86,3 +86,12 @@ def test_an_interrupted_chunk_keeps_each_panel_decoded_before(tiny, tmp_path: Pa
     assert sorted(p.name for p in (out / "panels").iterdir()) == ["panel_00.png", "panel_01.png"]
     report = generate(story, path.parent, out, RunOptions(resume=True, progress=False), tiny)
     assert report.reused == [0, 1] and report.rendered == [2, 3]
+
+
+@pytest.mark.parametrize("mode", ["auto", "batched"])
+def test_resume_with_nothing_left_to_render(tiny, tmp_path: Path, mode: str) -> None:
+    path = write_story(tmp_path / "s", 2, mode=mode)
+    story = load_story(path)
+    generate(story, path.parent, tmp_path / "out", RunOptions(progress=False), tiny)
+    report = generate(story, path.parent, tmp_path / "out", RunOptions(resume=True, progress=False), tiny)
+    assert report.rendered == [] and report.reused == [0, 1]

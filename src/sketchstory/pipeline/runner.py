@@ -219,7 +219,7 @@ class StoryRun:
         if s.mode == "sequential":
             return ChunkPlan(1, "sequential mode")
         if s.mode == "batched":
-            size = min(s.chunk_size or panels, max(panels, 1))
+            size = max(1, min(s.chunk_size or panels, panels))  # 1 where nothing is left to denoise
             return ChunkPlan(size, f"batched mode, chunk_size {s.chunk_size or 'all'}")
         c, sp = self.components, self.sampling
         shapes = layer_shapes(c.unet, (sp.height // c.vae_scale, sp.width // c.vae_scale))
