@@ -20,19 +20,23 @@ def test_bench_rows_ratios_and_bank_growth(tmp_path: Path, capsys) -> None:
     result = json.loads((out / "bench.json").read_text())
     assert result["clock"] == "cpu_seconds"
     rows = {(r["scenario"], r["panels"]): r for r in result["rows"]}
-    assert len(rows) == 4 * 5
+    assert len(rows) == 4 * 6
     assert all(r["cpu_seconds"] > 0 and r["seconds"] > 0 for r in rows.values())
+    # `maga` runs the shipped defaults, auto mode included: here a chunk of the whole story.
+    assert rows[("maga", 8)]["chunk_size"] == 8 and rows[("maga-sequential", 8)]["chunk_size"] == 1
+    assert rows[("maga-batched", 8)]["chunk_size"] == 4 and rows[("plain", 8)]["chunk_size"] == 1
     bank = {k: r["memory_bank_peak_bytes"] for k, r in rows.items()}
-    assert bank[("plain", 8)] == 0 and bank[("maga", 1)] == 0  # nothing to remember without MAGA or earlier panels
+    assert bank[("plain", 8)] == 0 and bank[("maga-sequential", 1)] == 0  # nothing to remember
+    assert bank[("maga", 8)] == 0  # one chunk: the panels read each other in the batch, nothing is kept
     # At N=2 the bank holds panel 0 only. The default policy (anchor + window of 2) then reads at most 3
     # panels and records the current one: flat at 4 from N=5; the thesis's `all` keeps all but the last.
-    one = bank[("maga", 2)]
-    assert bank[("maga", 4)] == 3 * one and bank[("maga", 8)] == 4 * one
+    one = bank[("maga-sequential", 2)]
+    assert bank[("maga-sequential", 4)] == 3 * one and bank[("maga-sequential", 8)] == 4 * one
     assert bank[("maga-all", 8)] == 7 * one
-    assert 0 < bank[("maga-budget", 8)] < bank[("maga", 8)]
-    assert {"maga: time N=8 / N=4", "maga: per-panel time / plain at N=8", "maga: bank peak N=8 / N=4"} <= set(
+    assert 0 < bank[("maga-budget", 8)] < bank[("maga-sequential", 8)]
+    assert {"maga: time N=8 / N=4", "maga: per-panel time / plain at N=8", "maga-sequential: bank peak N=8 / N=4"} <= set(
         result["ratios"])
-    assert result["ratios"]["maga: panels held at N=8"] == 4.0
+    assert result["ratios"]["maga-sequential: panels held at N=8"] == 4.0
     assert "| ratio (of cpu_seconds) | value |" in (out / "bench.md").read_text()
     assert "maga-all" in capsys.readouterr().out
 
@@ -46,6 +50,21 @@ def test_bench_runs_the_sdxl_class_and_picks_scenarios(tmp_path: Path) -> None:
     rows = {(r["scenario"], r["panels"]): r for r in result["rows"]}
     assert rows[("maga", 4)]["memory_bank_peak_bytes"] == 3 * rows[("maga", 2)]["memory_bank_peak_bytes"] > 0
     assert main(["bench", "--arch", "tiny", "--scenarios", "plain,magic", "-o", str(out)]) == 2
+
+
+def test_quick_json_summary_has_the_three_ratios_and_pass_or_fail(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench"
+    assert main(["bench", "--quick", "--arch", "tiny", "--size", "32", "--steps", "1", "--json", "-o", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)  # stdout is the JSON alone
+    assert summary == json.loads((out / "bench.json").read_text())["summary"]
+    ratios, passed = summary["ratios"], summary["pass"]
+    assert set(ratios) == set(passed) == {"defaults per panel / plain at N=8", "defaults time N=16 / N=8",
+                                          "bf16 speedup", "bf16 mean pixel difference / 255"}
+    assert all(ratios[k] > 0 for k in ratios) and summary["dtype_check"]["dtypes"] == ["fp32", "bf16"]
+    assert passed["defaults time N=16 / N=8"] == (ratios["defaults time N=16 / N=8"] <= 2.1)
+    # The tiny model stays in fp32 by default, so bf16's targets do not bind it.
+    assert summary["bf16_is_default"] is False and passed["bf16 speedup"] is None
+    assert summary["all_pass"] == all(v is not False for v in passed.values())
 
 
 def test_block_initialisers_keep_torch_scales_and_are_restored() -> None:

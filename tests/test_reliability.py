@@ -37,7 +37,7 @@ class Interrupt:
 
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError], ids=["ctrl-c", "crash"])
 def test_interrupt_keeps_finished_panels_and_resume_matches(tiny, tmp_path: Path, stop) -> None:
-    path = write_story(tmp_path / "s", 4)
+    path = write_story(tmp_path / "s", 4, mode="sequential")
     story = load_story(path)
     generate(story, path.parent, tmp_path / "full", RunOptions(progress=False), tiny)
     out = tmp_path / "out"

@@ -21,7 +21,7 @@ from sketchstory.pipeline.runner import RunReport
 from sketchstory.story import StoryError, load_story, parse_story
 from sketchstory.ui import state
 from sketchstory.ui.canvas import canny_preview, canvas_size, drawing_to_sketch, editor_value, is_blank, same_sketch
-from sketchstory.ui.render import Cancelled, PanelProgress, Renderer, Step
+from sketchstory.ui.render import Cancelled, PanelProgress, Renderer, Saved, Step
 from sketchstory.ui.settings_form import FIELDS, apply_settings, values_of
 from sketchstory.ui.sources import search_library, sketch_candidates
 from sketchstory.ui.workspace import Workspace
@@ -223,10 +223,13 @@ def test_canny_preview_is_the_condition_stage_2_gets(imported) -> None:
 
 
 def run_all(renderer: Renderer, story, ws: Workspace, **kw) -> tuple[list[Step], RunReport]:
+    """The job's steps and report; each rendered panel is announced once, as it is written."""
     events = list(renderer.run(story, ws.root, ws.out, **kw))
     report = events.pop()
-    assert isinstance(report, RunReport) and all(isinstance(e, Step) for e in events)
-    return events, report
+    assert isinstance(report, RunReport) and all(isinstance(e, Step | Saved) for e in events)
+    saved = [i for i, e in enumerate(events) if isinstance(e, Saved)]
+    assert sorted(events[i].panel for i in saved) == report.rendered
+    return [e for e in events if isinstance(e, Step)], report
 
 
 def test_render_streams_progress_regenerates_one_panel_and_zips_everything(imported) -> None:
@@ -238,6 +241,8 @@ def test_render_streams_progress_regenerates_one_panel_and_zips_everything(impor
     for step in steps:
         progress.update(step)
     assert [progress.status(n) for n in range(3)] == ["denoised"] * 3
+    progress.update(Saved(1))
+    assert progress.status(1) == "saved" and progress.done == progress.total == 3 * story.settings.steps
     assert "| 2 | the wizard finds a blue hat | rendered |" in progress.markdown({1: "rendered"})
 
     results = ws.results()
@@ -265,10 +270,12 @@ def test_stop_ends_a_render_at_the_next_step_and_keeps_finished_panels(imported)
     ws, story = imported
     renderer = Renderer("cpu")
     steps = 10  # a stop lands within a step or two, long before panel 1 could finish
-    long = story.model_copy(update={"settings": story.settings.model_copy(update={"steps": steps})})
+    # Sequential, so that panel 0 is finished while panel 1 denoises (auto would denoise them together).
+    settings = story.settings.model_copy(update={"steps": steps, "mode": "sequential"})
+    long = story.model_copy(update={"settings": settings})
     with pytest.raises(Cancelled):
         for event in renderer.run(long, ws.root, ws.out):
-            if event.done == steps + 1:  # panel 0 is saved before panel 1's first step
+            if isinstance(event, Step) and event.done == steps + 1:  # panel 0 is saved before panel 1's first step
                 renderer.cancel()
     assert (ws.out / "panels/panel_00.png").exists() and not (ws.out / "panels/panel_02.png").exists()
     _, report = run_all(renderer, long, ws, only=frozenset({2}))  # free again; panel 0 is not redone

@@ -135,8 +135,10 @@ class Settings(_Doc):
     scheduler: Literal["ddim", "dpmpp-2m", "euler", "unipc"] = "ddim"
     canny_low: int = Field(default=100, ge=0, le=255)
     canny_high: int = Field(default=200, ge=0, le=255)
-    mode: Literal["sequential", "batched"] = "sequential"
-    # Panels denoised together in batched mode (0 = all); memory carries across chunks.
+    # auto: batched in chunks sized to the free memory (pipeline.chunking), sequential if 2 panels do not fit.
+    mode: Literal["auto", "sequential", "batched"] = "auto"
+    # Panels denoised together in batched mode (0 = all), the most in auto mode (0 = no limit of its own);
+    # memory carries across chunks.
     chunk_size: int = Field(default=0, ge=0)
     maga: MagaSettings = MagaSettings()
 

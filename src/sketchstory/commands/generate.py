@@ -20,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-memory", action="store_true",
                    help="save MAGA memory per panel so later --only/--resume runs need not recompute it")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="auto (default): fp16 on CUDA; on the CPU bf16 for SD1.5-sized models where the CPU has "
+                        "native bf16 (about 3x faster), else fp32")
     p.add_argument("--offload", action="store_true", help="CUDA: keep models in CPU memory until used (less VRAM)")
     p.add_argument("--library", type=Path,
                    help="sketch library for library:ID sketches (default: $SKETCHSTORY_LIBRARY or the user library)")
@@ -34,8 +37,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     story = load_story(args.story).with_settings(settings_overrides(args), "command-line settings")
     options = RunOptions(resume=args.resume, only=frozenset(args.only) if args.only else None,
-                         keep_memory=args.keep_memory, device=args.device, offload=args.offload, library=args.library,
-                         progress=not args.quiet, force=args.force)
+                         keep_memory=args.keep_memory, device=args.device, dtype=args.dtype, offload=args.offload,
+                         library=args.library, progress=not args.quiet, force=args.force)
     report = generate(story, args.story.parent, args.out, options)
     print(f"{len(report.rendered)} panel(s) rendered, {len(report.reused)} kept, "
           f"{len(report.recomputed)} recomputed for memory, in {report.seconds:.1f} s -> {args.out}")

@@ -19,9 +19,11 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--controlnet-scale", type=float, help="ControlNet conditioning scale (0 ignores sketches)")
     g.add_argument("--scheduler", choices=["ddim", "dpmpp-2m", "euler", "unipc"])
     g.add_argument("--seed", type=int, help="base seed for panels without their own seed")
-    g.add_argument("--mode", choices=["sequential", "batched"],
-                   help="sequential: panel after panel (thesis); batched: panels denoised together with a causal mask")
-    g.add_argument("--chunk-size", type=int, help="batched mode: panels per batch (0 = all)")
+    g.add_argument("--mode", choices=["auto", "sequential", "batched"],
+                   help="auto (default): batched in chunks that fit the free memory, else sequential; sequential: "
+                        "panel after panel (thesis); batched: panels denoised together with a causal mask")
+    g.add_argument("--chunk-size", type=int,
+                   help="batched mode: panels per batch (0 = all); auto mode: the most per batch (0 = its own limit)")
     m = p.add_argument_group("MAGA (consistency memory)")
     m.add_argument("--no-maga", action="store_false", dest="enabled", default=None,
                    help="plain ControlNet generation, no shared memory")

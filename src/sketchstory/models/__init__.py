@@ -14,7 +14,7 @@ Other packages import from here (stage 1 from :mod:`.pipelines`); the modules im
 from sketchstory.errors import ModelLoadError
 from sketchstory.models.cache import ComponentCache
 from sketchstory.models.components import Components
-from sketchstory.models.device import default_device, free_memory, place
+from sketchstory.models.device import available_bytes, default_device, free_memory, place
 from sketchstory.models.hub import fetch
 from sketchstory.models.loading import load
 from sketchstory.models.specs import (
@@ -34,6 +34,7 @@ from sketchstory.models.tiny import tiny_components, tiny_scheduler_config, tiny
 
 __all__ = [
     "DEMO_DIR", "LINEART_NEGATIVE", "REGISTRY", "SKETCH_PREFIX", "SKETCH_REGISTRY", "ComponentCache", "Components",
+    "available_bytes",
     "Kind", "ModelLoadError", "ModelSpec", "SketchModelSpec", "default_device", "default_sketch_model", "fetch",
     "free_memory", "load", "place",
     "resolve_sketch_model", "resolve_spec", "tiny_components", "tiny_scheduler_config", "tiny_vae",

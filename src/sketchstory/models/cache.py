@@ -14,8 +14,8 @@ class ComponentCache:
     first, before the next one loads (models are large). ``preloaded`` serves every request instead."""
 
     def __init__(self, device: str | None = None, *, most: int | None = None,
-                 preloaded: Components | None = None) -> None:
-        self.device, self.most, self.preloaded = device, most, preloaded
+                 preloaded: Components | None = None, dtype: str | None = None) -> None:
+        self.device, self.most, self.preloaded, self.dtype = device, most, preloaded, dtype
         self._loaded: dict[tuple[str, str | None], Components] = {}
 
     def __call__(self, settings: Settings) -> Components:
@@ -26,7 +26,7 @@ class ComponentCache:
         if key not in self._loaded:
             while self.most is not None and len(self._loaded) >= self.most:
                 del self._loaded[next(iter(self._loaded))]
-            self._loaded[key] = load(resolve_spec(*key), self.device)
+            self._loaded[key] = load(resolve_spec(*key), self.device, dtype_name=self.dtype)
         return self._loaded[key]
 
     def release(self) -> None:

@@ -10,7 +10,7 @@ from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DCondi
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from sketchstory.models.components import Components
-from sketchstory.models.device import default_device, place
+from sketchstory.models.device import default_device, place, prefers_bf16
 from sketchstory.models.hub import CONTROLNET_FILES, explain_load_error, fetch, hub_offline
 from sketchstory.models.specs import CANNY, Kind, ModelSpec
 
@@ -53,12 +53,13 @@ def _load_controlnet(source: str, dtype: torch.dtype) -> ControlNetModel:
 
 
 def load(spec: ModelSpec, device: str | None = None, *, with_controlnet: bool = True,
-         offload: bool = False) -> Components:
+         offload: bool = False, dtype_name: str | None = None) -> Components:
     """Load a spec's components onto the device, in eval mode; raise ``ModelLoadError`` on failure.
 
-    ``offload`` (CUDA only): see :func:`sketchstory.models.device.place`.
+    ``offload`` (CUDA only): see :func:`sketchstory.models.device.place`. ``dtype_name``: auto (None),
+    fp32, bf16 or fp16 (see :func:`sketchstory.models.device.default_device`).
     """
-    dev, dtype = default_device(device)
+    dev, dtype = default_device(device, dtype_name)
     if spec.base == "tiny":
         from sketchstory.models.tiny import tiny_components
 
@@ -80,5 +81,7 @@ def load(spec: ModelSpec, device: str | None = None, *, with_controlnet: bool = 
             controlnet = _load_controlnet(source, dtype)
         except (OSError, ValueError) as err:
             raise explain_load_error(source, "ControlNet", err) from None
+    if prefers_bf16(dev, dtype_name, unet):
+        dtype = torch.bfloat16
     place((te, te2, controlnet, unet, vae), dev, dtype, offload=offload)
     return Components(tok, te, unet, vae, controlnet, dict(sched), dev, dtype, spec, tok2, te2)

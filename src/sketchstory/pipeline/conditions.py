@@ -57,13 +57,18 @@ def read_sketches(story: Story, story_dir: Path, library: Path | None = None) ->
 
 
 def prepare_inputs(story: Story, sketches: list[Sketch | None], vae_scale: int) -> list[PanelInputs]:
-    """Every panel's stage-2 inputs, from its sketch as :func:`read_sketches` read it."""
+    """Every panel's stage-2 inputs, from its sketch as :func:`read_sketches` read it; a sketch file that
+    several panels use gets its conditions computed once."""
     s = story.settings
     latent = (s.width // vae_scale, s.height // vae_scale)
+    made: dict[str, tuple[Image.Image, np.ndarray]] = {}
     out = []
     for n, read in enumerate(sketches):
         digest, sketch = read or (None, None)
-        canny = None if sketch is None else canny_condition(sketch, s.canny_low, s.canny_high)
-        mask = None if sketch is None else sketch_foreground_mask(sketch, latent)
+        canny = mask = None
+        if digest is not None and sketch is not None:
+            if digest not in made:
+                made[digest] = (canny_condition(sketch, s.canny_low, s.canny_high), sketch_foreground_mask(sketch, latent))
+            canny, mask = made[digest]
         out.append(PanelInputs(story.full_prompt(n), story.panel_seed(n), digest, sketch, canny, mask))
     return out

@@ -31,16 +31,26 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from sketchstory.atomic import atomic_write_text
-from sketchstory.attention.budget import fit_token_budget, layer_shapes, retained_panels
+from sketchstory.attention.budget import fit_token_budget, layer_shapes, panel_bytes, retained_panels
 from sketchstory.attention.layers import first_maga_layer, self_attention_layers
 from sketchstory.attention.maga import MAGAConfig, MAGARun, install
 from sketchstory.attention.memory import MemoryBank
 from sketchstory.attention.policy import MemoryPolicy, parse_policy
 from sketchstory.layout import compose_page
-from sketchstory.models import Components, load, resolve_spec
+from sketchstory.models import Components, available_bytes, load, resolve_spec
 from sketchstory.outputs import output_folder
+from sketchstory.pipeline.chunking import ChunkPlan, activation_bytes, plan_chunk
 from sketchstory.pipeline.conditions import PanelInputs, Sketch, prepare_inputs, read_sketches
-from sketchstory.pipeline.stage2 import PanelJob, Sampling, control_tensor, decode, denoise, encode_negative, encode_text
+from sketchstory.pipeline.stage2 import (
+    PanelJob,
+    Sampling,
+    control_tensor,
+    decode,
+    denoise,
+    encode_negative,
+    encode_text,
+    prepared_scheduler,
+)
 from sketchstory.provenance import fingerprint, read_png_meta, save_png, versions
 from sketchstory.story import Story
 from sketchstory.tokenizer import long_prompts
@@ -56,12 +66,15 @@ class RunOptions:
     only: frozenset[int] | None = None  # regenerate just these panels (incremental)
     keep_memory: bool = False  # save each panel's MAGA memory for later incremental runs
     device: str | None = None
+    dtype: str | None = None  # auto (None), fp32, bf16, fp16: see models.device.default_device
     offload: bool = False  # CUDA: keep models in CPU memory until they run
     library: Path | None = None  # sketch library for ``library:ID`` sketches (default: see library.resolve)
     progress: bool = True  # a tqdm bar on stderr
     force: bool = False  # write into a folder that holds files sketchstory did not write (see sketchstory.outputs)
     # Called after every denoising step with (panels being denoised, steps done, steps in all).
     on_step: Callable[[tuple[int, ...], int, int], None] | None = None
+    # Called with a panel's index once its image is written (a chunk reports each panel as it is decoded).
+    on_panel: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -123,7 +136,7 @@ class StoryRun:
         self.story, self.out, self.options = story, Path(out), options
         self.steps_done = 0
         self.components = components or load(resolve_spec(story.settings.model, story.settings.controlnet),
-                                              options.device, offload=options.offload)
+                                              options.device, offload=options.offload, dtype_name=options.dtype)
         self.sampling = sampling_of(story)
         self.inputs = prepare_inputs(story, sketches, self.components.vae_scale)
         num_layers = len(self_attention_layers(list(self.components.unet.attn_processors)))
@@ -188,23 +201,45 @@ class StoryRun:
     # --- execution --------------------------------------------------------------------------
 
     def _jobs(self, panels: list[int], run: MAGARun) -> list[PanelJob]:
+        """Every panel's job; each distinct text is encoded once, each distinct sketch's condition made once."""
         c = self.components
+        encode = functools.cache(lambda text: encode_text(c, text))
+        controls: dict[str | None, torch.Tensor] = {}  # by sketch file hash
         uncond, uncond_pooled = encode_negative(c, self.story.negative_prompt)
         jobs = []
         for n in panels:
             p = self.inputs[n]
-            cond, pooled = encode_text(c, p.prompt)
+            cond, pooled = encode(p.prompt)
             run.conditions[n] = pooled  # SDXL: the second encoder's, as maga.attach reads it
             if p.mask is not None:
                 run.subject_masks[n] = torch.from_numpy(p.mask).to(c.device)
-            control = control_tensor(p.canny, c) if p.canny is not None else None
+            if p.canny is not None and p.sketch_hash not in controls:
+                controls[p.sketch_hash] = control_tensor(p.canny, c)
+            control = controls[p.sketch_hash] if p.canny is not None else None
             jobs.append(PanelJob(n, p.seed, cond, uncond, control, pooled[None], uncond_pooled[None]))
         return jobs
 
-    def _chunks(self, panels: list[int]) -> list[list[int]]:
-        if self.story.settings.mode == "sequential":
-            return [[n] for n in panels]
-        size = self.story.settings.chunk_size or len(panels)
+    def chunk_plan(self, panels: int) -> ChunkPlan:
+        """How many of ``panels`` panels to denoise per UNet call, and why."""
+        s = self.story.settings
+        if s.mode == "sequential":
+            return ChunkPlan(1, "sequential mode")
+        if s.mode == "batched":
+            size = max(1, min(s.chunk_size or panels, panels))  # 1 where nothing is left to denoise
+            return ChunkPlan(size, f"batched mode, chunk_size {s.chunk_size or 'all'}")
+        c, sp = self.components, self.sampling
+        shapes = layer_shapes(c.unet, (sp.height // c.vae_scale, sp.width // c.vae_scale))
+        branches, element = 2 if sp.guidance_scale > 1 else 1, c.dtype.itemsize
+        cfg, n_story = self.config, len(self.story.panels)
+        sources = max(len(self.policy.sources(n)) for n in range(n_story))
+        per_panel = activation_bytes(shapes, cfg.first_layer, sources, cfg.token_budget, branches, element)
+        bank = panel_bytes(shapes, cfg.first_layer, sp.steps - cfg.start_step, branches, element,
+                           cfg.token_budget) if sources else 0
+        return plan_chunk(panels, per_panel, bank, retained_panels(self.policy, n_story),
+                          available_bytes(c.device), s.chunk_size)
+
+    @staticmethod
+    def _chunks(panels: list[int], size: int) -> list[list[int]]:
         return [panels[i : i + size] for i in range(0, len(panels), size)]
 
     def execute(self) -> RunReport:
@@ -221,7 +256,9 @@ class StoryRun:
             run.memory.load_panel(m, memory_path(self.out, m), c.device, c.dtype)
         compute = sorted(set(render) | set(recompute))
         jobs = {j.index: j for j in self._jobs(compute, run)}
-        chunks = self._chunks(compute)
+        plan = self.chunk_plan(len(compute))
+        scheduler = prepared_scheduler(c, self.sampling)  # set up once; each chunk denoises with a fresh copy
+        chunks = self._chunks(compute, plan.size)
         timings: dict[int, float] = {}
         bar = tqdm(total=len(compute) * self.sampling.steps, unit="step", disable=not self.options.progress,
                    desc="stage 2")
@@ -233,12 +270,13 @@ class StoryRun:
                 bar.set_postfix_str(f"panel {','.join(map(str, chunk))} of {len(self.story.panels)}")
                 t0 = time.perf_counter()
                 latents = denoise(c, [jobs[n] for n in chunk], self.sampling, run, write=write,
-                                  on_step=lambda _: self._step(bar, chunk))
-                rendered = [n for n in chunk if n in render]
-                images = decode(c, latents[[chunk.index(n) for n in rendered]]) if rendered else []
-                for n, image in zip(rendered, images, strict=True):
+                                  on_step=lambda _: self._step(bar, chunk), scheduler=scheduler)
+                for n in (n for n in chunk if n in render):  # each panel kept the moment it is decoded
+                    (image,) = decode(c, latents[chunk.index(n)][None])
                     self._save_panel(n, image)
                     timings[n] = (time.perf_counter() - t0) / len(chunk)
+                    if self.options.on_panel is not None:
+                        self.options.on_panel(n)
                 if self.options.keep_memory:
                     for n in write:
                         run.memory.save_panel(n, memory_path(self.out, n), self.prints[n])
@@ -247,7 +285,7 @@ class StoryRun:
             bar.close()
             c.unet.set_attn_processor(previous)
         report.seconds = time.perf_counter() - start
-        report.info = self._write_summary(report, timings, run)
+        report.info = self._write_summary(report, timings, run, plan)
         return report
 
     def _step(self, bar: tqdm, chunk: list[int]) -> None:
@@ -269,7 +307,7 @@ class StoryRun:
         # Last: a panel file means the panel is complete, conditions included (what resume relies on).
         save_png(image, panel_path(self.out, n), meta)
 
-    def _write_summary(self, report: RunReport, timings: dict[int, float], run: MAGARun) -> dict:
+    def _write_summary(self, report: RunReport, timings: dict[int, float], run: MAGARun, plan: ChunkPlan) -> dict:
         panels = [panel_path(self.out, n) for n in range(len(self.story.panels))]
         if all(p.exists() for p in panels):
             images = [Image.open(p).convert("RGB") for p in panels]
@@ -279,7 +317,9 @@ class StoryRun:
         peak_cuda = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
         info = {
             "title": self.story.title, "model": self.components.spec.name, "device": str(self.components.device),
-            "mode": self.story.settings.mode, "settings": self.story.settings.model_dump(mode="json"),
+            "dtype": str(self.components.dtype).removeprefix("torch."),
+            "mode": self.story.settings.mode, "chunk_size": plan.size, "chunk_reason": plan.reason,
+            "settings": self.story.settings.model_dump(mode="json"),
             "maga_start_step": self.config.start_step, "maga_token_budget": self.config.token_budget,
             "maga_first_layer": self.config.first_layer,
             "maga_calls": run.calls, "memory_bank_peak_bytes": run.memory.peak_bytes,

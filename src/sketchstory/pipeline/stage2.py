@@ -9,11 +9,13 @@ pixels do not depend on which other panels share its batch.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from PIL import Image
 
 from sketchstory.attention.maga import MAGARun, MAGAState
@@ -100,6 +102,13 @@ def initial_noise(seed: int, shape: tuple[int, ...], components: Components) -> 
     return torch.randn(shape, generator=gen, dtype=torch.float32).to(components.device, components.dtype)
 
 
+def prepared_scheduler(components: Components, sampling: Sampling) -> SchedulerMixin:
+    """The run's scheduler with its timesteps set; :func:`denoise` steps a copy (schedulers keep state)."""
+    sched = components.scheduler(sampling.scheduler)
+    sched.set_timesteps(sampling.steps, device=components.device)
+    return sched
+
+
 @torch.no_grad()
 def denoise(
     components: Components,
@@ -109,15 +118,16 @@ def denoise(
     *,
     write: frozenset[int] = frozenset(),
     on_step: Callable[[int], None] | None = None,
+    scheduler: SchedulerMixin | None = None,
 ) -> torch.Tensor:
     """Denoise a batch of panels together; returns their final latents (P, 4, h, w).
 
-    ``write`` names the panels whose MAGA keys/values the run's memory must keep.
+    ``write`` names the panels whose MAGA keys/values the run's memory must keep; ``scheduler`` is a
+    :func:`prepared_scheduler` of these settings (default: one made here).
     """
     scale = components.vae_scale
     h, w = sampling.height // scale, sampling.width // scale
-    sched = components.scheduler(sampling.scheduler)
-    sched.set_timesteps(sampling.steps, device=components.device)
+    sched = copy.deepcopy(scheduler) if scheduler is not None else prepared_scheduler(components, sampling)
     channels = components.unet.config.in_channels
     latents = torch.cat([initial_noise(j.seed, (1, channels, h, w), components) for j in jobs])
     latents = latents * sched.init_noise_sigma

@@ -34,7 +34,7 @@ from sketchstory.ui.canvas import (
     placeholder,
     same_sketch,
 )
-from sketchstory.ui.render import Cancelled, PanelProgress, Renderer
+from sketchstory.ui.render import Cancelled, PanelProgress, Renderer, Saved
 from sketchstory.ui.settings_form import apply_settings, values_of
 from sketchstory.ui.sources import search_library, sketch_candidates
 from sketchstory.ui.widgets import Widgets
@@ -396,9 +396,10 @@ class Handlers:
                     report = event
                     continue
                 tracker.update(event)
-                if time.time() - last >= PROGRESS_INTERVAL_S:
+                if isinstance(event, Saved) or time.time() - last >= PROGRESS_INTERVAL_S:  # a saved panel shows at once
                     last = time.time()
-                    head = f"Rendering: step {event.done} of {event.total} ({100 * event.done // event.total} %)"
+                    done, total = tracker.done, max(tracker.total, 1)
+                    head = f"Rendering: step {done} of {total} ({100 * done // total} %)"
                     out: Update = {w.status: head + "\n\n" + tracker.markdown()}
                     fresh = self._fresh_panels(story, started)
                     if len(fresh) != shown:  # a panel finished: show it

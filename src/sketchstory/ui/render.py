@@ -1,6 +1,7 @@
 """Stage 2 for the page: one loaded model, one job at a time, progress as a stream of events.
 
-The runner calls back after every denoising step from the thread that renders; the page needs
+The runner calls back after every denoising step, and after writing each panel, from the thread
+that renders; the page needs
 a generator it can iterate to update itself. :meth:`Renderer.run` bridges the two with a
 queue, and stops the render at the next step when the user presses Stop or leaves.
 """
@@ -29,6 +30,11 @@ class Step:
     total: int
 
 
+@dataclass(frozen=True)
+class Saved:
+    panel: int  # written to the output folder (a chunk's panels one by one, as each is decoded)
+
+
 class Renderer:
     """Owns the loaded stage-2 model (one at a time: models are large) and runs one job at a time."""
 
@@ -50,9 +56,9 @@ class Renderer:
         self._models.release()
 
     def run(self, story: Story, story_dir: Path, out: Path, *, only: frozenset[int] | None = None,
-            keep_memory: bool = True) -> Iterator[Step | RunReport]:
-        """Render (``only=None``: every panel whose inputs changed), yielding a ``Step`` per denoising step
-        and the runner's ``RunReport`` last.
+            keep_memory: bool = True) -> Iterator[Step | Saved | RunReport]:
+        """Render (``only=None``: every panel whose inputs changed), yielding a ``Step`` per denoising step,
+        a ``Saved`` per panel written, and the runner's ``RunReport`` last.
 
         Raises ``Cancelled`` when stopped, and whatever the runner raised when it failed.
         """
@@ -61,7 +67,7 @@ class Renderer:
         try:
             self._cancel.clear()
             components = self.components(story.settings)
-            events: queue.SimpleQueue[Step | RunReport | BaseException] = queue.SimpleQueue()
+            events: queue.SimpleQueue[Step | Saved | RunReport | BaseException] = queue.SimpleQueue()
 
             def on_step(panels: tuple[int, ...], done: int, total: int) -> None:
                 if self._cancel.is_set():
@@ -70,7 +76,8 @@ class Renderer:
 
             # force: the work folder's out/ is the page's own, also when an older version left it unmarked
             options = RunOptions(resume=only is None, only=only, keep_memory=keep_memory, device=self.device,
-                                 progress=False, on_step=on_step, library=self.library, force=True)
+                                 progress=False, on_step=on_step, on_panel=lambda n: events.put(Saved(n)),
+                                 library=self.library, force=True)
 
             def work() -> None:
                 try:
@@ -101,15 +108,22 @@ class PanelProgress:
     def __init__(self, story: Story) -> None:
         self.story = story
         self.steps = [0] * len(story.panels)
+        self.saved: set[int] = set()
         self.current: tuple[int, ...] = ()
+        self.done = self.total = 0  # panel-steps of the job
 
-    def update(self, step: Step) -> None:
-        self.current = step.panels
+    def update(self, step: Step | Saved) -> None:
+        if isinstance(step, Saved):
+            self.saved.add(step.panel)
+            return
+        self.current, self.done, self.total = step.panels, step.done, step.total
         for n in step.panels:
             self.steps[n] += 1
 
     def status(self, n: int) -> str:
         total = self.story.settings.steps
+        if n in self.saved:
+            return "saved"
         if self.steps[n] == 0:
             return "waiting"
         if self.steps[n] >= total:

@@ -69,10 +69,12 @@ FIELDS: tuple[Field, ...] = (
           "their weight is multiplied by e^gain.", "slider", "maga", minimum=-5, maximum=5, step=0.5),
     Field("maga.subject_mask", "Share only the subject", "Share only the sketched subject's tokens, so "
           "backgrounds do not bleed from panel to panel.", "bool", "maga"),
-    Field("mode", "Execution", "sequential: panel after panel (the thesis). batched: panels denoised together "
-          "with a causal mask; the same pictures, more memory, faster on a GPU.", "choice", "advanced",
-          choices=(("sequential", "sequential"), ("batched", "batched"))),
-    Field("chunk_size", "Batch size", "Batched execution: panels per batch (0: all at once).", "int", "advanced"),
+    Field("mode", "Execution", "auto: batched in chunks that fit the free memory, else sequential (the default, "
+          "fastest). sequential: panel after panel (the thesis). batched: panels denoised together with a causal "
+          "mask. All give the same pictures.", "choice", "advanced",
+          choices=(("auto", "auto"), ("sequential", "sequential"), ("batched", "batched"))),
+    Field("chunk_size", "Batch size", "Panels per batch: batched, 0 = all at once; auto, the most (0: its own "
+          "limit).", "int", "advanced"),
     Field("maga.token_budget", "Token budget", "Tokens each memory panel shares per layer (0: all); "
           "bounds the cost at high resolution.", "int", "advanced"),
     Field("maga.tau", "Weighting temperature", "τ of the prompt-aware weighting: lower is sharper.", "float",
