@@ -33,6 +33,8 @@ class ModelSpec:
     controlnet: str | None
     description: str
     native_size: int = 512
+    steps: int = 30  # what the page offers for a story that does not say
+    guidance: float = 7.5
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -45,8 +47,9 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("anime", "stablediffusionapi/anything-v5", "lllyasviel/control_v11p_sd15_canny",
                   "anime fine-tune of SD1.5 (closest public equivalent of the thesis's model)"),
         ModelSpec("demo", str(DEMO_DIR), str(DEMO_DIR / "controlnet"),
-                  "sketchstory's bundled toy-world model, trained here; runs on CPU in seconds", 64),
-        ModelSpec("tiny", "tiny", "tiny", "random tiny models of the real classes, to smoke-test an install", 32),
+                  "sketchstory's bundled toy-world model, trained here; runs on CPU in seconds", 64, 20, 4.0),
+        ModelSpec("tiny", "tiny", "tiny", "random tiny models of the real classes, to smoke-test an install", 32,
+                  2, 5.0),
     )
 }
 
