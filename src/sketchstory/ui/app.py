@@ -30,11 +30,16 @@ CSS = """
 #strip img { max-height: 80vh; object-fit: contain; image-rendering: pixelated; }
 #storyboard .grid-container { grid-template-columns: repeat(auto-fill, minmax(110px, 130px)) !important; }
 .hint p { font-size: 0.85em; }
-/* Help text at WCAG AA contrast (Gradio's subdued grey is about 2.5:1 on white). */
+/* Text at WCAG AA contrast (4.5:1): Gradio's help text, slider ends, selected tab, red buttons and
+   footer are paler than that on white. */
 :root, .dark { --block-info-text-color: var(--body-text-color); }
-[data-testid="block-info"] + span, .info, .hint p { color: var(--body-text-color) !important; }
-#results-status table td { word-break: normal; overflow-wrap: normal; }
-#render-status td, #render-status th { word-break: keep-all; white-space: normal; }
+[data-testid="block-info"] + span, .info, .hint p, .min_value, .max_value, footer, footer * {
+  color: var(--body-text-color) !important; }
+button[role="tab"][aria-selected="true"] { color: #9a3412 !important; }
+.dark button[role="tab"][aria-selected="true"] { color: #fdba74 !important; }
+button.stop, #delete-panel, #stop { background: #b91c1c !important; color: #fff !important; }
+button.primary { background: #c2410c !important; color: #fff !important; }
+#render-status td, #render-status th { word-break: keep-all; overflow-wrap: normal; }
 @media (max-width: 640px) {
   #render-main { order: -1; }  /* Generate first on a phone, settings below */
 }
@@ -54,6 +59,8 @@ JS = """
       canvas.setAttribute('aria-label', `Sketch canvas of ${panel}: draw with the brush, remove with the eraser`);
       if (help && help.id) canvas.setAttribute('aria-describedby', help.id);
     }
+    // Gradio's empty-image boxes carry an aria-label, which a div may only have with a role.
+    document.querySelectorAll('div.unpadded_box[aria-label]:not([role])').forEach((box) => box.setAttribute('role', 'img'));
     document.querySelectorAll('#storyboard .thumbnail-item, #storyboard button').forEach((item) => {
       const caption = item.querySelector('.caption-label, figcaption, span');
       if (caption && caption.innerText.trim()) item.setAttribute('aria-label', 'Open ' + caption.innerText.trim());
