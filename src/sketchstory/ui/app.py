@@ -39,6 +39,7 @@ button[role="tab"][aria-selected="true"] { color: #9a3412 !important; }
 .dark button[role="tab"][aria-selected="true"] { color: #fdba74 !important; }
 button.stop, #delete-panel, #stop { background: #b91c1c !important; color: #fff !important; }
 button.primary { background: #c2410c !important; color: #fff !important; }
+#canny-preview .image-container { padding-top: 2.2em; }  /* its label no longer covers the image */
 #render-status td, #render-status th { word-break: keep-all; overflow-wrap: normal; }
 @media (max-width: 640px) {
   #render-main { order: -1; }  /* Generate first on a phone, settings below */
@@ -61,6 +62,11 @@ JS = """
     }
     // Gradio's empty-image boxes carry an aria-label, which a div may only have with a role.
     document.querySelectorAll('div.unpadded_box[aria-label]:not([role])').forEach((box) => box.setAttribute('role', 'img'));
+    // An image shown as a button (to enlarge it) is named after its block's label.
+    document.querySelectorAll('.image-container button:not([aria-label])').forEach((button) => {
+      const label = button.closest('.block')?.querySelector('[data-testid="block-label"]');
+      button.setAttribute('aria-label', 'Enlarge: ' + (label ? label.innerText.trim() : 'image'));
+    });
     document.querySelectorAll('#storyboard .thumbnail-item, #storyboard button').forEach((item) => {
       const caption = item.querySelector('.caption-label, figcaption, span');
       if (caption && caption.innerText.trim()) item.setAttribute('aria-label', 'Open ' + caption.innerText.trim());
