@@ -244,6 +244,8 @@ def test_a_stale_panel_choice_is_ignored_not_an_error(page) -> None:
         w.selector.choices = choices
     assert h.edit_panel(one, None, "x", "", "") == h.unchanged()
     assert h.draw(one, None, {"composite": stroke()}) == h.unchanged()
+    assert h.delete(story, None) == h.unchanged() and h.move(story, None, delta=1) == h.unchanged()
+    assert h.edit_sketch(story, None, "flip", axis="horizontal") == h.unchanged() and h.ws.load() == story
 
 
 def test_stop_leaves_no_stale_strip_or_zip_and_reload_describes_the_run(page, monkeypatch) -> None:

@@ -240,8 +240,10 @@ class Handlers:
             return self.unchanged()
         return {self.w.story: self._saved(story), self.w.new_prompt: ""} | self.panel_view(story, index)
 
-    def delete(self, story: Story, index: int) -> Update:
+    def delete(self, story: Story, index: int | None) -> Update:
         """Delete the open panel; it goes to the trash (with its seed pinned), so "Undo delete" restores it."""
+        if index is None:
+            return self.unchanged()  # a click sent with a panel of the story before (see widgets.PanelSelector)
         index = state.clamp_index(story, index)
         gone = story.panels[index].model_copy(update={"seed": story.panel_seed(index)})
         try:
@@ -267,7 +269,9 @@ class Handlers:
                 | {self.w.panel_note: f"Panel {index + 1} is back.",
                    self.w.undo_btn: gr.Button(interactive=self.ws.trash_count() > 0)})
 
-    def move(self, story: Story, index: int, delta: int) -> Update:
+    def move(self, story: Story, index: int | None, delta: int) -> Update:
+        if index is None:
+            return self.unchanged()
         story, index = state.move_panel(story, state.clamp_index(story, index), delta)
         return {self.w.story: self._saved(story)} | self.panel_view(story, index)
 
@@ -335,8 +339,10 @@ class Handlers:
             return self.unchanged()
         return {self.w.story: (story := self._with_sketch(story, index, sketch))} | self.panel_view(story, index)
 
-    def edit_sketch(self, story: Story, index: int, op: str, **params: Any) -> Update:
+    def edit_sketch(self, story: Story, index: int | None, op: str, **params: Any) -> Update:
         """One of :mod:`sketchstory.editing`'s operations on the panel's sketch (a new file; the old stays)."""
+        if index is None:
+            return self.unchanged()
         index = state.clamp_index(story, index)
         path = self.ws.sketch_file(story, index)
         if path is None:
@@ -386,8 +392,10 @@ class Handlers:
         return {w.lib_gallery: [(str(f.path), f"{f.label}: {f.prompt[:40]}") for f in found],
                 w.lib_paths: [str(f.path) for f in found], w.lib_note: note}
 
-    def pick_sketch(self, story: Story, index: int, paths: list[str], evt: gr.SelectData) -> Update:
+    def pick_sketch(self, story: Story, index: int | None, paths: list[str], evt: gr.SelectData) -> Update:
         """A stage-1 candidate or a library sketch clicked: it becomes the open panel's sketch (copied in)."""
+        if index is None:
+            return self.unchanged()
         path, index = Path(paths[evt.index]), state.clamp_index(story, index)
         if is_blank(Image.open(path)):
             gr.Warning("This candidate has no lines; pick another one")
@@ -421,8 +429,9 @@ class Handlers:
         """The working story with every field of the form applied; ``StoryError`` if any is invalid."""
         w, story = self.w, data[self.w.story]
         story = state.set_meta(story, data[w.title], data[w.style], data[w.negative], data[w.characters])
-        index = state.clamp_index(story, data[w.selector])
-        story = state.set_panel_text(story, index, data[w.prompt], data[w.caption], data[w.seed])
+        if data[w.selector] is not None:  # None: the fields may still show a panel of the story before
+            index = state.clamp_index(story, data[w.selector])
+            story = state.set_panel_text(story, index, data[w.prompt], data[w.caption], data[w.seed])
         return self._saved(apply_settings(story, [data[c] for c in w.settings]))
 
     def generate(self, data: dict) -> Iterator[Update]:
