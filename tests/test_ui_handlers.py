@@ -194,6 +194,8 @@ def test_seeds_round_trip_exactly_through_the_page(page) -> None:
     values[[f.key for f in FIELDS].index("seed")] = "9007199254740993"  # 2**53 + 1: a float would round it
     data = {w.story: story, w.selector: 0} | dict(zip(w.settings, values, strict=True))
     assert h.edit_settings(data)[w.story].settings.seed == 2**53 + 1
+    assert h.edit_settings(data | {setting(w, "seed"): 0})[w.story].settings.seed == 0  # a number: still a seed
+    assert "not a seed" in h.edit_settings(data | {setting(w, "seed"): "-3"})[w.settings_note]
 
 
 def test_delete_goes_to_the_trash_and_undo_brings_it_back(page) -> None:

@@ -139,10 +139,11 @@ def _convert(field: Field, value: Any) -> Any:
     if field.key in _EMPTY_IS_NONE and value in (None, "", 0):
         return None
     if field.kind == "seed":
-        if not str(value or "").isdigit():
+        text = "" if value is None else str(value)  # already stripped above when typed
+        if not text.isdigit():
             raise StoryError([f"settings.{field.key}: {value!r} is not a seed; type a whole number from 0 "
                               f"({field.label})"])
-        return int(value)
+        return int(text)
     if field.kind in ("int", "float", "slider"):
         if value is None or value == "":
             raise StoryError([f"settings.{field.key}: give a number ({field.label})"])
