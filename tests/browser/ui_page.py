@@ -103,7 +103,7 @@ def open_panel(page: sync_api.Page, n: int, prompt: str) -> None:
 
 
 def axe_script() -> str | None:
-    """axe-core's ``axe.min.js``: $SKETCHSTORY_AXE, else the cache, else installed there by npm; None if it cannot be."""
+    """axe-core's ``axe.min.js``: $SKETCHSTORY_AXE, else the cache, else installed there by npm; else None."""
     if given := os.environ.get("SKETCHSTORY_AXE"):
         return Path(given).read_text(encoding="utf-8")
     script = AXE_CACHE / "node_modules" / "axe-core" / "axe.min.js"

@@ -61,7 +61,8 @@ JS = """
       if (help && help.id) canvas.setAttribute('aria-describedby', help.id);
     }
     // Gradio's empty-image boxes carry an aria-label, which a div may only have with a role.
-    document.querySelectorAll('div.unpadded_box[aria-label]:not([role])').forEach((box) => box.setAttribute('role', 'img'));
+    document.querySelectorAll('div.unpadded_box[aria-label]:not([role])')
+      .forEach((box) => box.setAttribute('role', 'img'));
     // An image shown as a button (to enlarge it) is named after its block's label.
     document.querySelectorAll('.image-container button:not([aria-label])').forEach((button) => {
       const label = button.closest('.block')?.querySelector('[data-testid="block-label"]');

@@ -380,7 +380,8 @@ class Handlers:
         blank = sum(c.blank for c in found)
         note = (f"{len(found)} candidates for panel {index + 1} from `{model}`"
                 f"{f'; {blank} came out without usable lines' if blank else ''}.")
-        return {w.s1_gallery: items, w.s1_paths: [str(c.path) for c in found], w.s1_seed: state.seed_text(seed), w.s1_note: note}
+        return {w.s1_gallery: items, w.s1_paths: [str(c.path) for c in found], w.s1_seed: state.seed_text(seed),
+                w.s1_note: note}
 
     def search_library(self, text: str) -> Update:
         w = self.w

@@ -98,7 +98,8 @@ def set_panel_text(story: Story, index: int, prompt: str, caption: str, seed: st
         raise StoryError([f"panel {index + 1}: the prompt is empty; describe what the panel shows "
                           "(the previous prompt is kept until then)"])
     panels = [p.model_dump(mode="json") for p in story.panels]
-    panels[index].update(prompt=prompt, caption=caption.strip() or None, seed=parse_seed(seed, f"panel {index + 1} seed"))
+    seed = parse_seed(seed, f"panel {index + 1} seed")
+    panels[index].update(prompt=prompt, caption=caption.strip() or None, seed=seed)
     return _revalidated(story, panels=panels)
 
 
