@@ -245,6 +245,10 @@ def test_a_stale_panel_choice_is_ignored_not_an_error(page) -> None:
     finally:
         w.selector.choices = choices
     assert h.edit_panel(one, None, "x", "", "") == h.unchanged()
+    kept = "The story you had is kept in `previous/1`"
+    assert h.edit_panel(one, 0, one.panels[0].prompt, one.panels[0].caption or "", "10", kept) == h.unchanged()
+    refused = h.edit_panel(one, 0, "", "", "")[w.panel_note]
+    assert h.edit_panel(one, 0, one.panels[0].prompt, one.panels[0].caption or "", "10", refused)[w.panel_note] == ""
     assert h.draw(one, None, {"composite": stroke()}) == h.unchanged()
     assert h.delete(story, None) == h.unchanged() and h.move(story, None, delta=1) == h.unchanged()
     assert h.edit_sketch(story, None, "flip", axis="horizontal") == h.unchanged() and h.ws.load() == story

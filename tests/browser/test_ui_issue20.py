@@ -122,6 +122,7 @@ def test_every_input_is_labelled_and_axe_finds_nothing_serious(page: sync_api.Pa
     """Accessibility: named inputs, a text alternative for the canvas, labelled storyboard items, axe-core."""
     script = axe_script()
     page.get_by_role("tab", name="1 · Story and sketches").click()
+    open_panel(page, 2, "the wizard finds a blue hat")
     tree = page.locator("body").aria_snapshot()
     assert 'textbox "Textbox"' not in tree
     for name in ("New panel's prompt", "Prompt", "Caption", "Seed"):

@@ -106,7 +106,7 @@ def wire(app: gr.Blocks, w: Widgets, h: Handlers) -> None:
     w.selector.input(h.select, [w.story, w.selector], panel_out, **edit)
     w.storyboard.select(h.select_from_storyboard, w.story, panel_out, **edit)
     for panel_field in (w.prompt, w.caption, w.seed):
-        panel_field.change(h.edit_panel, [w.story, *w.panel_fields], [w.story, w.panel_note],
+        panel_field.change(h.edit_panel, [w.story, *w.panel_fields, w.panel_note], [w.story, w.panel_note],
                           trigger_mode="always_last", **edit)
         panel_field.blur(h.refresh_storyboard, w.story, w.storyboard, **edit)
     w.add_btn.click(h.add, [w.story, w.selector, w.new_prompt], [*panel_out, w.new_prompt], **edit)

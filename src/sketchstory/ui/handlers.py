@@ -52,8 +52,11 @@ PROGRESS_INTERVAL_S = 0.25
 NOTHING_RENDERED = "Nothing rendered yet."
 
 
+NOT_APPLIED = "**Not applied:** "
+
+
 def problems(err: StoryError) -> str:
-    return "**Not applied:** " + "; ".join(err.problems)
+    return NOT_APPLIED + "; ".join(err.problems)
 
 
 def user_error(message: str) -> gr.Error:
@@ -219,15 +222,19 @@ class Handlers:
     def select_from_storyboard(self, story: Story, evt: gr.SelectData) -> Update:
         return self.panel_view(story, evt.index)
 
-    def edit_panel(self, story: Story, index: int | None, prompt: str, caption: str, seed: str | None) -> Update:
+    def edit_panel(self, story: Story, index: int | None, prompt: str, caption: str, seed: str | None,
+                   note: str = "") -> Update:
+        """A panel's text changed, by the user or by the page showing another panel (``note``: the panel's note)."""
         if index is None:
             return self.unchanged()  # sent with a panel of the story before (see widgets.PanelSelector)
         index = state.clamp_index(story, index)
         try:
-            story = self._saved(state.set_panel_text(story, index, prompt, caption, seed))
+            new = state.set_panel_text(story, index, prompt, caption, seed)
         except StoryError as e:
             return {self.w.panel_note: problems(e)}
-        return {self.w.story: story, self.w.panel_note: ""}
+        if new == story:  # the page's own update echoed back: keep its note, unless it was a refusal
+            return self.unchanged() | ({self.w.panel_note: ""} if (note or "").startswith(NOT_APPLIED) else {})
+        return {self.w.story: self._saved(new), self.w.panel_note: ""}
 
     def refresh_storyboard(self, story: Story) -> Update:
         return {self.w.storyboard: self.storyboard(story)}
