@@ -20,7 +20,16 @@ from sketchstory.models import ModelLoadError
 from sketchstory.pipeline.runner import RunReport
 from sketchstory.story import StoryError, load_story, parse_story
 from sketchstory.ui import state
-from sketchstory.ui.canvas import canny_preview, canvas_size, drawing_to_sketch, editor_value, is_blank, same_sketch
+from sketchstory.ui.canvas import (
+    canny_preview,
+    canvas_size,
+    editor_value,
+    is_blank,
+    merge_drawing,
+    reduced,
+    same_sketch,
+    shown_sketch,
+)
 from sketchstory.ui.render import Cancelled, PanelProgress, Renderer, Saved, Step
 from sketchstory.ui.settings_form import FIELDS, apply_settings, values_of
 from sketchstory.ui.sources import search_library, sketch_candidates
@@ -199,14 +208,44 @@ def test_canvas_follows_the_story_aspect_and_shows_the_sketch_as_erasable_ink(im
     assert editor_value(None, (512, 512))["layers"] == []
 
 
-def test_drawings_become_clean_sketches_and_blank_pages_clear_them() -> None:
+def test_drawings_become_sketches_and_blank_pages_are_none() -> None:
     size = (512, 512)
-    sketch = drawing_to_sketch(stroke_picture((600, 600)), size)
+    sketch = merge_drawing(stroke_picture(size), None, size)
     assert sketch is not None and sketch.size == size and sketch.mode == "L"
     assert np.asarray(sketch).min() < 50 and np.median(np.asarray(sketch)) == 255  # dark lines on white
-    assert same_sketch(sketch, drawing_to_sketch(stroke_picture((600, 600)), size))
+    assert same_sketch(sketch, merge_drawing(stroke_picture(size), None, size))
     assert not same_sketch(sketch, None) and same_sketch(None, None)
-    assert drawing_to_sketch(Image.new("RGB", (600, 600), "white"), size) is None
+    assert merge_drawing(Image.new("RGB", size, "white"), None, size) is None
+
+
+def test_one_stroke_changes_only_what_was_drawn(tmp_path: Path) -> None:
+    """Item 5 of issue 20: a stroke on a small grey-lined sketch must not redraw the rest of it."""
+    small = Image.new("L", (64, 64), 255)
+    ImageDraw.Draw(small).arc((8, 8, 56, 56), 20, 160, fill=150, width=1)  # faint anti-aliased-like line
+    small.save(tmp_path / "s.png")
+    size = (512, 512)
+    shown = shown_sketch(tmp_path / "s.png", size)
+    # What the browser sends back: the shown sketch composited on white (off by one here and there), plus a stroke.
+    composite = np.asarray(shown, dtype=np.int16) + np.random.default_rng(0).integers(-2, 3, (512, 512))
+    composite = Image.fromarray(np.clip(composite, 0, 255).astype(np.uint8)).convert("RGB")
+    ImageDraw.Draw(composite).line((400, 20, 500, 60), fill="black", width=4)
+    merged = np.asarray(merge_drawing(composite, shown, size))
+    stroke = np.zeros((512, 512), bool)
+    stroke[10:70, 390:510] = True
+    assert np.array_equal(merged[~stroke], np.asarray(shown)[~stroke])  # untouched pixels are exactly as shown
+    assert merged[stroke].min() == 0  # the stroke is in
+
+
+def test_big_pictures_are_reduced_fast() -> None:
+    """Item 4 of issue 20: a 6000 x 6000 upload is reduced in well under a second before it is cleaned."""
+    import time
+
+    big = Image.new("RGB", (6000, 6000), "white")
+    ImageDraw.Draw(big).ellipse((500, 500, 5500, 5500), outline="black", width=40)
+    started = time.perf_counter()
+    small = reduced(big)
+    assert time.perf_counter() - started < 2.0 and max(small.size) == 1024
+    assert reduced(small) is small
 
 
 def test_canny_preview_is_the_condition_stage_2_gets(imported) -> None:

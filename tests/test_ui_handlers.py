@@ -86,7 +86,7 @@ def test_the_canvas_ignores_its_echo_and_saves_real_drawings(page) -> None:
     ref = out[w.story].panels[2].sketch
     assert ref.startswith("sketches/") and (h.ws.root / ref).is_file() and out[w.canny] is not None
     assert h.draw(out[w.story], 2, {**echo, "composite": stroke()}) == h.unchanged()  # the same drawing again
-    cleared = h.draw(out[w.story], 2, {**echo, "composite": Image.new("RGB", (512, 512), "white")})
+    cleared = h.remove_sketch(out[w.story], 2)
     assert cleared[w.story].panels[2].sketch is None and cleared[w.canny] is None
     uploaded = h.upload_drawing(story, 2, {**echo, "background": stroke(700)})
     assert uploaded[w.story].panels[2].sketch.startswith("sketches/") and uploaded[w.editor]["layers"]  # shown cleaned
@@ -146,3 +146,170 @@ def test_commit_form_reports_every_kind_of_problem(page) -> None:
     story = h.ws.load()
     with pytest.raises(StoryError, match="used twice"):
         h.commit_form(form(h, w, story, {w.characters: "cat\ncat"}))
+
+
+# --- issue 20: never lose or silently change the user's work ------------------------------------
+
+
+def test_an_empty_canvas_keeps_the_sketch_and_says_why(page) -> None:
+    """Item 3: a file the browser cannot decode empties the canvas; the panel keeps its sketch."""
+    h, w = page
+    story = h.ws.load()
+    before = story.panels[0].sketch
+    out = h.draw(story, 0, {"background": Image.new("RGB", (512, 512), "white"), "layers": [],
+                            "composite": Image.new("RGB", (512, 512), "white")})
+    assert w.story not in out and h.ws.load().panels[0].sketch == before
+    assert "sketch is kept" in out[w.panel_note] and out[w.editor]["layers"]  # shown again on the canvas
+
+
+def test_a_huge_upload_is_reduced_and_saved_quickly(page) -> None:
+    """Item 4: a 6000 x 6000 picture becomes the sketch in seconds, not minutes."""
+    import time
+
+    h, w = page
+    story = h.ws.load()
+    big = Image.new("RGB", (6000, 6000), "white")
+    ImageDraw.Draw(big).ellipse((600, 600, 5400, 5400), outline="black", width=30)
+    started = time.perf_counter()
+    out = h.upload_drawing(story, 2, {"background": big, "layers": [], "composite": None})
+    assert time.perf_counter() - started < 10
+    assert out[w.story].panels[2].sketch.startswith("sketches/") and out[w.editor]["layers"]
+
+
+def test_seeds_round_trip_exactly_through_the_page(page) -> None:
+    """Item 2: seeds are shown as text (exact at any size) and the page's new seeds stay below 2**53."""
+    from sketchstory.ui import state
+
+    h, w = page
+    story = h.ws.load()
+    out = h.edit_panel(story, 0, story.panels[0].prompt, "", "8548021682996083404")
+    assert out[w.story].panels[0].seed == 8548021682996083404
+    assert h.panel_view(out[w.story], 0)[w.seed] == "8548021682996083404"
+    assert "not a seed" in h.edit_panel(story, 0, "p", "", "12.5e3")[w.panel_note]
+    reseeded = story
+    for _ in range(20):
+        reseeded = state.reseed(reseeded, 0)
+        assert reseeded.panels[0].seed < 2**53
+    values = values_of(story.settings)
+    values[[f.key for f in FIELDS].index("seed")] = "9007199254740993"  # 2**53 + 1: a float would round it
+    data = {w.story: story, w.selector: 0} | dict(zip(w.settings, values, strict=True))
+    assert h.edit_settings(data)[w.story].settings.seed == 2**53 + 1
+    assert h.edit_settings(data | {setting(w, "seed"): 0})[w.story].settings.seed == 0  # a number: still a seed
+    assert "not a seed" in h.edit_settings(data | {setting(w, "seed"): "-3"})[w.settings_note]
+
+
+def test_delete_goes_to_the_trash_and_undo_brings_it_back(page) -> None:
+    """Item 9: a deleted panel (prompt, sketch, seed) comes back where it was."""
+    h, w = page
+    story = h.ws.load()
+    second, seed = story.panels[1], story.panel_seed(1)
+    out = h.delete(story, 1)
+    assert len(out[w.story].panels) == 2 and "Undo delete" in out[w.panel_note] and out[w.undo_btn].interactive
+    back = h.undo_delete(out[w.story])
+    restored = back[w.story]
+    assert [p.prompt for p in restored.panels] == [p.prompt for p in story.panels]
+    assert restored.panels[1].sketch == second.sketch and restored.panel_seed(1) == seed
+    assert back[w.selector].value == 1 and h.ws.load() == restored and not back[w.undo_btn].interactive
+    with pytest.warns(UserWarning, match="Nothing to undo"):
+        h.undo_delete(restored)
+
+
+def test_opening_a_story_keeps_the_old_one_and_clears_its_results(page, tmp_path: Path) -> None:
+    """Items 6 and 7: the replaced story (and its render) stay recoverable; no stale strip or zip is offered."""
+    from sketchstory.story import load_story, parse_story, save_story
+
+    h, w = page
+    story = h.ws.load()
+    list(h.generate(form(h, w, story)))
+    assert h.ws.results() is not None
+    other = tmp_path / "other.json"
+    save_story(parse_story({"title": "Other", "panels": [{"prompt": "only one"}]}), other)
+    out = h.open_path(str(other))
+    assert out[w.story].title == "Other" and out[w.selector].value == 0 and out[w.selector].choices == [("Panel 1", 0)]
+    assert out[w.results] == [] and out[w.strip] is None and not out[w.download].interactive
+    assert out[w.status] == "Nothing rendered yet." and "previous" in out[w.panel_note]
+    kept = h.ws.root / "previous" / "1"
+    assert (kept / "out" / "strip.png").is_file()
+    assert load_story(kept / "story.json") == story  # sketches copied alongside: it opens as it was
+
+
+def test_a_stale_panel_choice_is_ignored_not_an_error(page) -> None:
+    """Item 6: an event sent with panel 3 after a 1-panel story opened is dropped, not a Radio error."""
+    h, w = page
+    story = h.ws.load()
+    one = story.with_panels(story.panels[:1])
+    choices = w.selector.choices
+    w.selector.choices = [("Panel 1", 0)]
+    try:
+        assert w.selector.preprocess(2) is None and w.selector.preprocess(0) == 0
+    finally:
+        w.selector.choices = choices
+    assert h.edit_panel(one, None, "x", "", "") == h.unchanged()
+    kept = "The story you had is kept in `previous/1`"
+    assert h.edit_panel(one, 0, one.panels[0].prompt, one.panels[0].caption or "", "10", kept) == h.unchanged()
+    refused = h.edit_panel(one, 0, "", "", "")[w.panel_note]
+    assert h.edit_panel(one, 0, one.panels[0].prompt, one.panels[0].caption or "", "10", refused)[w.panel_note] == ""
+    assert h.draw(one, None, {"composite": stroke()}) == h.unchanged()
+    assert h.delete(story, None) == h.unchanged() and h.move(story, None, delta=1) == h.unchanged()
+    assert h.edit_sketch(story, None, "flip", axis="horizontal") == h.unchanged() and h.ws.load() == story
+
+
+def test_stop_leaves_no_stale_strip_or_zip_and_reload_describes_the_run(page, monkeypatch) -> None:
+    """Item 7: after Stop the old strip and zip are not offered; a reload describes the run that was made."""
+    from sketchstory.ui.render import Cancelled
+
+    h, w = page
+    story = h.ws.load()
+    list(h.generate(form(h, w, story)))
+    assert "3 of 3 panels rendered" in h.load()[w.status]
+    list(h.regenerate(form(h, w, story, {w.regen_panel: 1})))
+    assert "1 of 3 panels rendered (2 kept)" in h.load()[w.status]
+
+    def stopped(*args, **kwargs):
+        raise Cancelled()
+        yield
+
+    monkeypatch.setattr(h.renderer, "run", stopped)
+    final = list(h.generate(form(h, w, story, {w.prompt: "changed"})))[-1]
+    assert "Stopped" in final[w.status] and final[w.strip] is None and not final[w.download].interactive
+    assert "stopped" in h.load()[w.status]
+
+
+def test_results_are_served_from_copies_that_never_change(page) -> None:
+    """Item 10: the browser fetches copies named by content, never a file a render is rewriting."""
+    h, w = page
+    story = h.ws.load()
+    final = list(h.generate(form(h, w, story)))[-1]
+    served = [Path(p) for p, _ in final[w.results]] + [Path(final[w.strip])]
+    assert all((h.ws.root / "shown") in p.parents for p in served)
+    assert final[w.download].value["orig_name"] == "test-story.zip"  # the download keeps its name
+
+
+def test_expected_problems_print_no_traceback(page) -> None:
+    """Item 10: "the story is not ready" and friends are shown in the page, not logged with a traceback."""
+    h, w = page
+    story = h.ws.load()
+    with pytest.raises(gr.Error) as raised:
+        list(h.generate(form(h, w, story, {w.prompt: ""})))
+    assert raised.value.print_exception is False
+    with pytest.raises(gr.Error) as raised:
+        list(h.regenerate(form(h, w, story, {w.regen_panel: 1})))
+    assert raised.value.print_exception is False
+
+
+def test_a_story_without_settings_gets_its_models_native_size_and_steps(page, tmp_path: Path) -> None:
+    """Item 8: no settings means the demo model at 64 px and 20 steps, and switching model follows it."""
+    from sketchstory.story import parse_story, save_story
+
+    h, w = page
+    bare = tmp_path / "bare.json"
+    bare.write_text('{"panels": [{"prompt": "a wizard"}]}')
+    story, _ = h.ws.import_story(bare)
+    assert (story.settings.width, story.settings.height, story.settings.steps) == (64, 64, 20)
+    save_story(parse_story({"panels": [{"prompt": "a"}], "settings": {"width": 128}}), bare)
+    assert h.ws.import_story(bare)[0].settings.width == 128  # what the file says is kept
+    values = values_of(story.settings)
+    values[[f.key for f in FIELDS].index("model")] = "tiny"
+    out = h.edit_settings({w.story: story, w.selector: 0} | dict(zip(w.settings, values, strict=True)))
+    assert (out[w.story].settings.width, out[w.story].settings.steps) == (32, 2)
+    assert "follow the `tiny` model" in out[w.settings_note]

@@ -9,22 +9,31 @@ regenerate one panel, download the zip. Screenshots of each state go to
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("gradio", reason="the web UI needs the 'ui' extra (gradio)")
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
+pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
 
-CHROMIUM = os.environ.get("SKETCHSTORY_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+from ui_page import (  # noqa: E402
+    CHROMIUM,
+    NO_CHROMIUM,
+    chromium,
+    open_panel,
+    saved,
+    serving,
+    shot,
+    sync_api,
+    text_field,
+    type_over,
+    wait_until,
+)
+
 if CHROMIUM is None:
-    pytest.skip("browser tests need Chromium (apt-get install chromium, or set SKETCHSTORY_CHROMIUM)",
-                allow_module_level=True)
+    pytest.skip(NO_CHROMIUM, allow_module_level=True)
 
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
@@ -32,20 +41,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from sketchstory.library.index import Meta  # noqa: E402
 from sketchstory.library.store import Library  # noqa: E402
 from sketchstory.story import parse_story, save_story  # noqa: E402
-from sketchstory.ui.app import build_app, launch  # noqa: E402
-from sketchstory.ui.render import Renderer  # noqa: E402
 from sketchstory.ui.workspace import Workspace  # noqa: E402
-
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-SHOTS = Path(os.environ.get("SKETCHSTORY_SCREENSHOTS", Path(__file__).parents[2] / "out" / "ui-screenshots"))
-TIMEOUT_MS = 60_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def library(root: Path) -> Path:
@@ -67,60 +63,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Work
                             "settings": {"model": "tiny", "width": 32, "height": 32, "steps": 3,
                                          "guidance_scale": 5.0, "maga": {"start_step": 1, "memory": "all"}}}),
                ws.story_path)
-    app = build_app(ws, Renderer("cpu", ws.library))
-    port = free_port()
-    launch(app, ws, "127.0.0.1", port, block=False)
-    try:
-        yield f"http://127.0.0.1:{port}", ws
-    finally:
-        app.close()
+    with serving(ws) as url:
+        yield url, ws
 
 
 @pytest.fixture(scope="module")
 def page(served: tuple[str, Workspace]) -> Iterator[sync_api.Page]:
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        sync_api.expect.set_options(timeout=TIMEOUT_MS)
+    with chromium() as page:
         page.goto(served[0])
-        try:
-            yield page
-        finally:
-            browser.close()
-
-
-def shot(page: sync_api.Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def text_field(page: sync_api.Page, elem_id: str) -> sync_api.Locator:
-    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
-
-
-def type_over(field: sync_api.Locator, text: str) -> None:
-    """Replace the field's text by typing, as a person does (``fill`` skips the keystroke events)."""
-    field.click()
-    field.press("Control+a")
-    field.press_sequentially(text)
-
-
-def saved(ws: Workspace) -> dict:
-    return json.loads(ws.story_path.read_text())
-
-
-def wait_until(page: sync_api.Page, check: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
-    """Poll ``check`` (server-side state, e.g. the autosaved story) until it holds."""
-    for _ in range(int(timeout_s * 10)):
-        try:
-            if check():
-                return
-        except (OSError, ValueError, KeyError, IndexError):
-            pass  # a file being replaced, or not there yet
-        page.wait_for_timeout(100)
-    raise AssertionError(f"timed out waiting for: {what}")
+        yield page
 
 
 def drag_on_canvas(page: sync_api.Page, tool: str, start: tuple[float, float], end: tuple[float, float]) -> None:
@@ -139,11 +90,6 @@ def drag_on_canvas(page: sync_api.Page, tool: str, start: tuple[float, float], e
 
 def ink(path: Path) -> int:
     return int((np.asarray(Image.open(path).convert("L")) < 128).sum())
-
-
-def open_panel(page: sync_api.Page, n: int, prompt: str) -> None:
-    page.locator("#panel-selector label", has_text=f"Panel {n}").click()
-    sync_api.expect(text_field(page, "panel-prompt")).to_have_value(prompt)
 
 
 @pytest.mark.slow  # minutes on 2 shared cores: a browser, a server and three models

@@ -38,6 +38,8 @@ class ModelSpec:
     description: str
     native_size: int = 512
     kind: Kind | None = "sd15"  # None: read from the base when loading
+    steps: int = 30  # what the page offers for a story that does not say
+    guidance: float = 7.5
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -52,10 +54,12 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("anime", "stablediffusionapi/anything-v5", CANNY["sd15"],
                   "anime fine-tune of SD1.5 (closest public equivalent of the thesis's model)"),
         ModelSpec("demo", str(DEMO_DIR), str(DEMO_DIR / "controlnet"),
-                  "sketchstory's bundled toy-world model, trained here; runs on CPU in seconds", 64),
-        ModelSpec("tiny", "tiny", "tiny", "random tiny models of the real classes, to smoke-test an install", 32),
+                  "sketchstory's bundled toy-world model, trained here; runs on CPU in seconds", 64,
+                  steps=20, guidance=4.0),
+        ModelSpec("tiny", "tiny", "tiny", "random tiny models of the real classes, to smoke-test an install", 32,
+                  steps=2, guidance=5.0),
         ModelSpec("tiny-sdxl", "tiny-sdxl", "tiny-sdxl", "random tiny models of SDXL's classes, to smoke-test SDXL",
-                  32, "sdxl"),
+                  32, "sdxl", steps=2, guidance=5.0),
     )
 }
 

@@ -3,6 +3,9 @@
 Edits run one at a time in the order they were made (one concurrency group), so a keystroke and
 the click after it never race on the working story; renders run in their own group, one at a
 time, so editing stays responsive while a render runs.
+
+Text fields save on ``change``, not ``input``: the Textbox sends ``input`` for typed keys only, so a
+paste, a cut or a Backspace would be shown and never saved.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import gradio as gr
 from sketchstory.ui import DEFAULT_WORK
 from sketchstory.ui.handlers import Handlers
 from sketchstory.ui.render import Renderer
-from sketchstory.ui.widgets import Widgets, build_widgets
+from sketchstory.ui.widgets import MAX_UPLOAD, Widgets, build_widgets
 from sketchstory.ui.workspace import Workspace
 
 # Tiny renders (32-64 px) stay crisp when the browser enlarges them; the strip fills its column;
@@ -26,7 +29,54 @@ CSS = """
 #strip .image-frame, #strip img { width: 100% !important; height: auto !important; }
 #strip img { max-height: 80vh; object-fit: contain; image-rendering: pixelated; }
 #storyboard .grid-container { grid-template-columns: repeat(auto-fill, minmax(110px, 130px)) !important; }
-.hint p { font-size: 0.85em; color: var(--body-text-color-subdued); }
+.hint p { font-size: 0.85em; }
+/* Text at WCAG AA contrast (4.5:1): Gradio's help text, slider ends, selected tab, red buttons and
+   footer are paler than that on white. */
+:root, .dark { --block-info-text-color: var(--body-text-color); }
+[data-testid="block-info"] + span, .info, .hint p, .min_value, .max_value, footer, footer * {
+  color: var(--body-text-color) !important; }
+button[role="tab"][aria-selected="true"] { color: #9a3412 !important; }
+.dark button[role="tab"][aria-selected="true"] { color: #fdba74 !important; }
+button.stop, #delete-panel, #stop { background: #b91c1c !important; color: #fff !important; }
+button.primary { background: #c2410c !important; color: #fff !important; }
+#canny-preview .image-container { padding-top: 2.2em; }  /* its label no longer covers the image */
+#render-status td, #render-status th { word-break: keep-all; overflow-wrap: normal; }
+@media (max-width: 640px) {
+  #render-main { order: -1; }  /* Generate first on a phone, settings below */
+}
+"""
+
+# Text alternatives Gradio cannot set itself: the drawing canvas gets a label naming the open panel
+# and its sketch, storyboard thumbnails their panel's caption instead of "Thumbnail N of M".
+JS = """
+() => {
+  const name = () => {
+    const canvas = document.querySelector('#sketch-canvas canvas');
+    const help = document.querySelector('#sketch-help');
+    if (canvas) {
+      const open = document.querySelector('#panel-selector input:checked');
+      const panel = open ? open.closest('label').innerText.trim() : 'the panel';
+      canvas.setAttribute('role', 'img');
+      canvas.setAttribute('aria-label', `Sketch canvas of ${panel}: draw with the brush, remove with the eraser`);
+      if (help && help.id) canvas.setAttribute('aria-describedby', help.id);
+    }
+    // Gradio's empty-image boxes carry an aria-label, which a div may only have with a role.
+    document.querySelectorAll('div.unpadded_box[aria-label]:not([role])')
+      .forEach((box) => box.setAttribute('role', 'img'));
+    // An image shown as a button (to enlarge it) is named after its block's label.
+    document.querySelectorAll('.image-container button:not([aria-label])').forEach((button) => {
+      const label = button.closest('.block')?.querySelector('[data-testid="block-label"]');
+      button.setAttribute('aria-label', 'Enlarge: ' + (label ? label.innerText.trim() : 'image'));
+    });
+    document.querySelectorAll('#storyboard .thumbnail-item, #storyboard button').forEach((item) => {
+      const caption = item.querySelector('.caption-label, figcaption, span');
+      if (caption && caption.innerText.trim()) item.setAttribute('aria-label', 'Open ' + caption.innerText.trim());
+    });
+  };
+  new MutationObserver(name).observe(document.body, {subtree: true, childList: true, attributes: true,
+                                                      attributeFilter: ['checked']});
+  name();
+}
 """
 
 
@@ -42,12 +92,12 @@ def wire(app: gr.Blocks, w: Widgets, h: Handlers) -> None:
     meta_in = [w.story, *w.meta]
     panel_out = [w.story, w.selector, w.prompt, w.caption, w.seed, w.editor, w.canny, w.panel_note, w.storyboard]
     everything = [w.story, *w.meta, w.meta_note, *panel_out[1:], *w.settings, w.settings_note, w.status, w.results,
-                  w.strip, w.regen_panel, w.download, w.s1_model]
+                  w.strip, w.regen_panel, w.download, w.s1_model, w.undo_btn]
 
     app.load(h.load, None, everything, **edit)
 
     for meta_field in w.meta:
-        meta_field.input(h.edit_meta, meta_in, [w.story, w.meta_note], trigger_mode="always_last", **edit)
+        meta_field.change(h.edit_meta, meta_in, [w.story, w.meta_note], trigger_mode="always_last", **edit)
     w.open_btn.click(h.open_path, w.path, everything, **edit)
     w.path.submit(h.open_path, w.path, everything, **edit)
     w.upload_btn.upload(h.upload_story, w.upload_btn, everything, **edit)
@@ -56,21 +106,24 @@ def wire(app: gr.Blocks, w: Widgets, h: Handlers) -> None:
     w.selector.input(h.select, [w.story, w.selector], panel_out, **edit)
     w.storyboard.select(h.select_from_storyboard, w.story, panel_out, **edit)
     for panel_field in (w.prompt, w.caption, w.seed):
-        panel_field.input(h.edit_panel, [w.story, *w.panel_fields], [w.story, w.panel_note],
+        panel_field.change(h.edit_panel, [w.story, *w.panel_fields, w.panel_note], [w.story, w.panel_note],
                           trigger_mode="always_last", **edit)
         panel_field.blur(h.refresh_storyboard, w.story, w.storyboard, **edit)
     w.add_btn.click(h.add, [w.story, w.selector, w.new_prompt], [*panel_out, w.new_prompt], **edit)
     w.new_prompt.submit(h.add, [w.story, w.selector, w.new_prompt], [*panel_out, w.new_prompt], **edit)
-    w.delete_btn.click(h.delete, [w.story, w.selector], panel_out, **edit)
+    w.delete_btn.click(h.delete, [w.story, w.selector], [*panel_out, w.undo_btn], **edit)
+    w.undo_btn.click(h.undo_delete, w.story, [*panel_out, w.undo_btn], **edit)
     w.left_btn.click(partial(h.move, delta=-1), [w.story, w.selector], panel_out, **edit)
     w.right_btn.click(partial(h.move, delta=1), [w.story, w.selector], panel_out, **edit)
 
-    w.editor.change(h.draw, [w.story, w.selector, w.editor], [w.story, w.canny, w.storyboard, w.panel_note], **edit)
+    w.editor.change(h.draw, [w.story, w.selector, w.editor],
+                    [w.story, w.canny, w.storyboard, w.panel_note, w.editor], **edit)
     w.editor.upload(h.upload_drawing, [w.story, w.selector, w.editor], panel_out, **edit)
     sketch_in = [w.story, w.selector]
     w.flip_btn.click(partial(h.edit_sketch, op="flip", axis="horizontal"), sketch_in, panel_out, **edit)
     w.thicker_btn.click(partial(h.edit_sketch, op="thickness", pixels=1), sketch_in, panel_out, **edit)
     w.thinner_btn.click(partial(h.edit_sketch, op="thickness", pixels=-1), sketch_in, panel_out, **edit)
+    w.remove_sketch_btn.click(h.remove_sketch, sketch_in, panel_out, **edit)
 
     # Stage 1 shares the render group: the two stages never run (or hold a model) at the same time.
     stage1: dict[str, Any] = {"concurrency_id": "render", "concurrency_limit": 1, "show_progress": "full",
@@ -102,7 +155,8 @@ def launch(app: gr.Blocks, workspace: Workspace, host: str = "127.0.0.1", port: 
     """Serve the page; ``block=False`` returns once it is up (tests)."""
     app.queue(default_concurrency_limit=1).launch(
         server_name=host, server_port=port, prevent_thread_lock=not block, allowed_paths=[str(workspace.root)],
-        show_error=True, ssr_mode=False, quiet=not block, css=CSS, inbrowser=False)
+        show_error=True, ssr_mode=False, quiet=not block, css=CSS, js=JS, inbrowser=False,
+        max_file_size=MAX_UPLOAD)
 
 
 def main(host: str = "127.0.0.1", port: int = 7860, story: Path | None = None, work: Path = DEFAULT_WORK,

@@ -3,7 +3,9 @@
 The editor draws on a canvas of about 512 px in the story's aspect ratio, whatever the render
 size (a 64 x 64 canvas is too small to draw on); stage 2 scales the sketch to the render size.
 The panel's sketch is shown as a transparent ink layer over white paper, so the eraser removes
-its lines; what comes back is the flattened picture, cleaned into black lines on white.
+its lines; what comes back is the flattened picture. Only the pixels the user changed are taken
+from it: the rest of the sketch stays exactly as shown (cleaning the whole picture again would
+thicken and break a small sketch's grey lines on every stroke).
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from sketchstory.sketches import canny_condition, load_image, normalize_sketch
+from sketchstory.sketches import canny_condition, fit_to_frame, load_image, normalize_sketch
 from sketchstory.story import Settings
 
 CANVAS_LONG_SIDE = 512
-# A drawing whose darkest pixel is lighter than this is an empty page: the panel loses its sketch.
+# A drawing whose darkest pixel is lighter than this is an empty page.
 BLANK_LEVEL = 250
+# The browser composites the ink layer with rounding; a pixel that moved less than this was not drawn on.
+DRAWN_LEVEL = 8
+# Uploads are reduced to this long side before they are cleaned (a 6000 px photo would take minutes).
+UPLOAD_LONG_SIDE = 2 * CANVAS_LONG_SIDE
 
 
 def canvas_size(settings: Settings) -> tuple[int, int]:
@@ -38,13 +44,18 @@ def ink_layer(sketch: Image.Image) -> Image.Image:
     return layer
 
 
+def shown_sketch(sketch_file: Path, size: tuple[int, int]) -> Image.Image:
+    """The panel's sketch as the canvas shows it: scaled to fit ``size``, its lines as they are."""
+    return fit_to_frame(load_image(sketch_file), size).convert("L")
+
+
 def editor_value(sketch_file: Path | None, size: tuple[int, int]) -> dict:
     """The editor's value for a panel: white paper, plus the sketch as an erasable ink layer.
 
     ``composite`` is left empty on purpose: the editor echoes a value it was given with an empty
-    composite, and :func:`drawing_to_sketch`'s caller ignores those echoes.
+    composite, and :func:`merge_drawing`'s caller ignores those echoes.
     """
-    layers = [] if sketch_file is None else [ink_layer(normalize_sketch(load_image(sketch_file), size))]
+    layers = [] if sketch_file is None else [ink_layer(shown_sketch(sketch_file, size))]
     return {"background": page(size), "layers": layers, "composite": None}
 
 
@@ -52,12 +63,26 @@ def is_blank(picture: Image.Image) -> bool:
     return bool(np.asarray(picture.convert("L")).min() >= BLANK_LEVEL)
 
 
-def drawing_to_sketch(composite: Image.Image, size: tuple[int, int]) -> Image.Image | None:
-    """The editor's flattened picture as a clean sketch at ``size``; None for an empty page.
+def reduced(picture: Image.Image, long_side: int = UPLOAD_LONG_SIDE) -> Image.Image:
+    """``picture`` no larger than ``long_side`` (a fast box reduction; small pictures are returned as is)."""
+    if max(picture.size) <= long_side:
+        return picture
+    small = picture.copy()
+    small.thumbnail((long_side, long_side), Image.Resampling.BOX, reducing_gap=2.0)
+    return small
 
-    Raises ``SketchError`` for a picture with marks but no usable lines.
+
+def merge_drawing(composite: Image.Image, shown: Image.Image | None, size: tuple[int, int]) -> Image.Image | None:
+    """The sketch after the user's edit: ``shown`` (what the canvas showed) with the pixels the user changed.
+
+    None for an empty page.
     """
-    return None if is_blank(composite) else normalize_sketch(composite, size)
+    if is_blank(composite):
+        return None  # every line erased (leftover faint pixels of the merge below would otherwise count)
+    drawn = np.asarray(reduced(composite).convert("L").resize(size), dtype=np.int16)
+    base = np.full(drawn.shape, 255, np.int16) if shown is None else np.asarray(shown.convert("L"), dtype=np.int16)
+    merged = np.where(np.abs(drawn - base) >= DRAWN_LEVEL, drawn, base).astype(np.uint8)
+    return None if merged.min() >= BLANK_LEVEL else Image.fromarray(merged, mode="L")
 
 
 def same_sketch(a: Image.Image | None, b: Image.Image | None) -> bool:

@@ -2,7 +2,8 @@
 
 Every handler returns a dict of the components it changes. Edits keep the working story valid
 (see :mod:`sketchstory.ui.state`) and autosave it; input problems become a note beside the field
-or a ``gr.Warning``, failed renders a ``gr.Error`` — never a traceback in the page.
+or a ``gr.Warning``, failed renders a ``gr.Error`` — never a traceback in the page, and none in
+the console for what a user can cause (``print_exception=False``); only unexpected failures are logged.
 """
 
 from __future__ import annotations
@@ -21,21 +22,23 @@ from sketchstory import panels as panel_ops
 from sketchstory.library.index import LibraryError
 from sketchstory.models import ModelLoadError, default_sketch_model
 from sketchstory.pipeline.runner import RunReport
-from sketchstory.sketches import SketchError, load_image, normalize_sketch
+from sketchstory.sketches import SketchError, normalize_sketch
 from sketchstory.story import Story, StoryError
 from sketchstory.ui import state
 from sketchstory.ui.canvas import (
     canny_preview,
     canvas_size,
-    drawing_to_sketch,
     editor_value,
     enlarged,
     is_blank,
+    merge_drawing,
     placeholder,
+    reduced,
     same_sketch,
+    shown_sketch,
 )
 from sketchstory.ui.render import Cancelled, PanelProgress, Renderer, Saved
-from sketchstory.ui.settings_form import apply_settings, values_of
+from sketchstory.ui.settings_form import apply_settings, switched_model, values_of
 from sketchstory.ui.sources import search_library, sketch_candidates
 from sketchstory.ui.widgets import Widgets
 from sketchstory.ui.workspace import Workspace
@@ -46,10 +49,19 @@ Update = dict[Any, Any]
 THUMB = (96, 96)
 # Live progress is sent at most this often (a tiny model takes milliseconds a step).
 PROGRESS_INTERVAL_S = 0.25
+NOTHING_RENDERED = "Nothing rendered yet."
+
+
+NOT_APPLIED = "**Not applied:** "
 
 
 def problems(err: StoryError) -> str:
-    return "**Not applied:** " + "; ".join(err.problems)
+    return NOT_APPLIED + "; ".join(err.problems)
+
+
+def user_error(message: str) -> gr.Error:
+    """An error the user can fix: shown in the page, no traceback in the console."""
+    return gr.Error(message, print_exception=False)
 
 
 class Handlers:
@@ -91,28 +103,35 @@ class Handlers:
             except SketchError as e:
                 note = f"The sketch cannot be used: {e}"
         return {w.selector: gr.Radio(choices=state.panel_choices(story), value=index), w.prompt: panel.prompt,
-                w.caption: panel.caption or "", w.seed: panel.seed, w.editor: value, w.canny: canny,
+                w.caption: panel.caption or "", w.seed: state.seed_text(panel.seed), w.editor: value, w.canny: canny,
                 w.panel_note: note, w.storyboard: self.storyboard(story)}
 
     def settings_view(self, story: Story) -> Update:
         return dict(zip(self.w.settings, values_of(story.settings), strict=True)) | {self.w.settings_note: ""}
 
     def results_view(self, pick: int = 0) -> Update:
-        """The latest render; ``pick`` is the panel offered for regeneration."""
+        """The latest render; ``pick`` is the panel offered for regeneration.
+
+        Files are sent as :meth:`Workspace.shown` copies, so a render rewriting ``out/`` never
+        changes a file the browser is fetching; a stopped render offers no strip and no zip.
+        """
         w, res = self.w, self.ws.results()
         if res is None:
             return {w.results: [], w.strip: None, w.regen_panel: gr.Dropdown(choices=[], value=None),
                     w.download: gr.DownloadButton(value=None, interactive=False)}
-        items = [(str(p) if p else placeholder(THUMB, "not rendered"), state.panel_caption(res.story, n))
+        items = [(str(self.ws.shown(p)) if p else placeholder(THUMB, "not rendered"), state.panel_caption(res.story, n))
                  for n, p in enumerate(res.panels)]
-        return {w.results: items, w.strip: str(res.strip) if res.strip else None,
+        complete = res.complete and res.strip is not None
+        return {w.results: items, w.strip: str(self.ws.shown(res.strip)) if complete else None,
                 w.regen_panel: gr.Dropdown(choices=state.panel_choices(res.story),
                                            value=min(pick, len(res.story.panels) - 1)),
-                w.download: gr.DownloadButton(value=str(self.ws.results_zip()), interactive=True)}
+                w.download: gr.DownloadButton(value=str(self.ws.shown(self.ws.results_zip())) if complete else None,
+                                              interactive=complete)}
 
     def full_view(self, story: Story) -> Update:
-        return ({self.w.story: story, self.w.s1_model: default_sketch_model(story.settings.model)} | self.meta_view(story)
-                | self.panel_view(story, 0) | self.settings_view(story))
+        return ({self.w.story: story, self.w.s1_model: default_sketch_model(story.settings.model),
+                 self.w.undo_btn: gr.Button(interactive=self.ws.trash_count() > 0)}
+                | self.meta_view(story) | self.panel_view(story, 0) | self.settings_view(story))
 
     # --- loading and saving ---------------------------------------------------------------------
 
@@ -129,18 +148,21 @@ class Handlers:
             story = state.new_story()
             self.ws.save(story)
         out = self.full_view(story) | self.results_view()
-        if (res := self.ws.results()) is not None and res.info:
-            out[self.w.status] = (f"The last render: {len(res.story.panels)} panels with the "
-                                  f"`{res.info.get('model')}` model in {res.info.get('total_seconds')} s.")
+        res = self.ws.results()
+        out[self.w.status] = NOTHING_RENDERED if res is None else res.summary()
         return out
 
     def _opened(self, story: Story, notes: list[str], source: str) -> Update:
+        """Another story replaces the working one, which is kept (with its render) to go back to."""
+        kept = self.ws.keep_previous()
         self.ws.save(story)
+        back = f" The story you had is kept in `{kept}` (open `{kept / 'story.json'}` to go back)." if kept else ""
         if notes:
-            gr.Warning("Opened with problems: " + "; ".join(notes))
+            gr.Warning("Opened with problems: " + "; ".join(notes) + back)
         else:
-            gr.Info(f"Opened {source}")
-        return self.full_view(story)
+            gr.Info(f"Opened {source}.{back}")
+        return self.full_view(story) | self.results_view() | {self.w.status: NOTHING_RENDERED,
+                                                              self.w.panel_note: back.strip()}
 
     def open_path(self, path: str) -> Update:
         if not path.strip():
@@ -200,13 +222,19 @@ class Handlers:
     def select_from_storyboard(self, story: Story, evt: gr.SelectData) -> Update:
         return self.panel_view(story, evt.index)
 
-    def edit_panel(self, story: Story, index: int, prompt: str, caption: str, seed: float | None) -> Update:
+    def edit_panel(self, story: Story, index: int | None, prompt: str, caption: str, seed: str | None,
+                   note: str = "") -> Update:
+        """A panel's text changed, by the user or by the page showing another panel (``note``: the panel's note)."""
+        if index is None:
+            return self.unchanged()  # sent with a panel of the story before (see widgets.PanelSelector)
         index = state.clamp_index(story, index)
         try:
-            story = self._saved(state.set_panel_text(story, index, prompt, caption, seed))
+            new = state.set_panel_text(story, index, prompt, caption, seed)
         except StoryError as e:
             return {self.w.panel_note: problems(e)}
-        return {self.w.story: story, self.w.panel_note: ""}
+        if new == story:  # the page's own update echoed back: keep its note, unless it was a refusal
+            return self.unchanged() | ({self.w.panel_note: ""} if (note or "").startswith(NOT_APPLIED) else {})
+        return {self.w.story: self._saved(new), self.w.panel_note: ""}
 
     def refresh_storyboard(self, story: Story) -> Update:
         return {self.w.storyboard: self.storyboard(story)}
@@ -219,24 +247,48 @@ class Handlers:
             return self.unchanged()
         return {self.w.story: self._saved(story), self.w.new_prompt: ""} | self.panel_view(story, index)
 
-    def delete(self, story: Story, index: int) -> Update:
+    def delete(self, story: Story, index: int | None) -> Update:
+        """Delete the open panel; it goes to the trash (with its seed pinned), so "Undo delete" restores it."""
+        if index is None:
+            return self.unchanged()  # a click sent with a panel of the story before (see widgets.PanelSelector)
+        index = state.clamp_index(story, index)
+        gone = story.panels[index].model_copy(update={"seed": story.panel_seed(index)})
         try:
-            story, index = state.delete_panel(story, state.clamp_index(story, index))
+            story, shown = state.delete_panel(story, index)
         except StoryError as e:
             gr.Warning("; ".join(e.problems))
             return self.unchanged()
-        return {self.w.story: self._saved(story)} | self.panel_view(story, index)
+        self.ws.trash_panel(index, gone)
+        note = f"Panel {index + 1} (“{gone.prompt[:40]}”) was deleted; *Undo delete* brings it back."
+        return ({self.w.story: self._saved(story)} | self.panel_view(story, shown)
+                | {self.w.panel_note: note, self.w.undo_btn: gr.Button(interactive=True)})
 
-    def move(self, story: Story, index: int, delta: int) -> Update:
+    def undo_delete(self, story: Story) -> Update:
+        """Put the panel deleted last back where it was."""
+        back = self.ws.untrash_panel()
+        if back is None:
+            gr.Warning("Nothing to undo: no panel was deleted")
+            return self.unchanged() | {self.w.undo_btn: gr.Button(interactive=False)}
+        index, panel = back
+        index = min(index, len(story.panels))
+        story = self._saved(panel_ops.insert_panel(story, index, panel))
+        return ({self.w.story: story} | self.panel_view(story, index)
+                | {self.w.panel_note: f"Panel {index + 1} is back.",
+                   self.w.undo_btn: gr.Button(interactive=self.ws.trash_count() > 0)})
+
+    def move(self, story: Story, index: int | None, delta: int) -> Update:
+        if index is None:
+            return self.unchanged()
         story, index = state.move_panel(story, state.clamp_index(story, index), delta)
         return {self.w.story: self._saved(story)} | self.panel_view(story, index)
 
     # --- sketches -------------------------------------------------------------------------------
 
     def _current_sketch(self, story: Story, index: int, size: tuple[int, int]) -> Image.Image | None:
+        """The panel's sketch as the canvas shows it (None: no sketch, or one that cannot be read)."""
         path = self.ws.sketch_file(story, index)
         try:
-            return None if path is None else normalize_sketch(load_image(path), size)
+            return None if path is None else shown_sketch(path, size)
         except SketchError:
             return None
 
@@ -244,27 +296,45 @@ class Handlers:
         ref = None if sketch is None else self.ws.store_image(sketch)
         return self._saved(state.set_sketch_ref(story, index, ref))
 
-    def draw(self, story: Story, index: int, value: dict | None) -> Update:
-        """A stroke, an erase or a clear on the canvas: the panel's sketch becomes the drawing."""
+    def draw(self, story: Story, index: int | None, value: dict | None) -> Update:
+        """A stroke or an erase on the canvas: the panel's sketch takes the pixels the user changed.
+
+        An empty canvas never deletes a sketch: the editor also empties itself when it cannot decode
+        an uploaded file, so the page keeps the sketch, shows it again and says how to remove it.
+        """
         w = self.w
-        if not value or value.get("composite") is None:
+        if not value or value.get("composite") is None or index is None:
             return self.unchanged()  # the editor echoing a value the page set (see canvas.editor_value)
         index, size = state.clamp_index(story, index), canvas_size(story.settings)
-        try:
-            sketch = drawing_to_sketch(value["composite"], size)
-        except SketchError as e:
-            return {w.panel_note: f"**The drawing is not used yet:** {e}"}
-        if same_sketch(sketch, self._current_sketch(story, index, size)):
+        current = self._current_sketch(story, index, size)
+        sketch = merge_drawing(value["composite"], current, size)
+        if same_sketch(sketch, current):
             return self.unchanged()
+        if sketch is None and current is not None:
+            return {w.editor: editor_value(self.ws.sketch_file(story, index), size),
+                    w.panel_note: "**The canvas came back empty, so the sketch is kept** (a file that is not a "
+                                  "picture, or every line erased). To take the sketch off this panel, press "
+                                  "*Remove sketch*."}
         story = self._with_sketch(story, index, sketch)
-        path = self.ws.sketch_file(story, index)
-        return {w.story: story, w.canny: enlarged(canny_preview(path, story.settings)) if path else None,
-                w.storyboard: self.storyboard(story), w.panel_note: ""}
+        path, note = self.ws.sketch_file(story, index), ""
+        try:
+            canny = enlarged(canny_preview(path, story.settings)) if path else None
+        except SketchError as e:  # marks too small to be lines at the render size
+            canny, note = None, f"**The sketch has no usable lines yet:** {e}"
+        return {w.story: story, w.canny: canny, w.storyboard: self.storyboard(story), w.panel_note: note}
 
-    def upload_drawing(self, story: Story, index: int, value: dict | None) -> Update:
-        """An uploaded picture: cleaned into a sketch, and shown cleaned on the canvas."""
+    def remove_sketch(self, story: Story, index: int | None) -> Update:
+        """Take the sketch off the open panel (its file stays in the work folder)."""
+        if index is None:
+            return self.unchanged()
+        index = state.clamp_index(story, index)
+        story = self._saved(state.set_sketch_ref(story, index, None))
+        return {self.w.story: story} | self.panel_view(story, index)
+
+    def upload_drawing(self, story: Story, index: int | None, value: dict | None) -> Update:
+        """An uploaded picture: reduced (big photos in well under a second), cleaned into a sketch, shown cleaned."""
         picture = None if not value else value.get("background")
-        if picture is None or is_blank(picture):
+        if picture is None or index is None or is_blank(picture := reduced(picture)):
             return self.unchanged()  # the editor also reports the page's own white paper as an upload
         index, size = state.clamp_index(story, index), canvas_size(story.settings)
         try:
@@ -276,8 +346,10 @@ class Handlers:
             return self.unchanged()
         return {self.w.story: (story := self._with_sketch(story, index, sketch))} | self.panel_view(story, index)
 
-    def edit_sketch(self, story: Story, index: int, op: str, **params: Any) -> Update:
+    def edit_sketch(self, story: Story, index: int | None, op: str, **params: Any) -> Update:
         """One of :mod:`sketchstory.editing`'s operations on the panel's sketch (a new file; the old stays)."""
+        if index is None:
+            return self.unchanged()
         index = state.clamp_index(story, index)
         path = self.ws.sketch_file(story, index)
         if path is None:
@@ -294,25 +366,29 @@ class Handlers:
 
     # --- stage 1 and the library -----------------------------------------------------------------
 
-    def make_candidates(self, story: Story, index: int, model: str | None, count: float, seed: float | None,
+    def make_candidates(self, story: Story, index: int, model: str | None, count: float, seed: str | None,
                         new_seed: bool = False) -> Update:
         """Stage 1 for the open panel: ``count`` candidate sketches from its prompt."""
         w, index = self.w, state.clamp_index(story, index)
         model = (model or "").strip() or default_sketch_model(story.settings.model)
-        seed = secrets.randbelow(2**63) if new_seed else None if seed is None else int(seed)
+        try:
+            seed = secrets.randbelow(state.PAGE_SEED_LIMIT) if new_seed else state.parse_seed(seed, "candidate seed")
+        except StoryError as e:
+            raise user_error("; ".join(e.problems)) from None
         self.renderer.release()
         try:
             found = sketch_candidates(story, index, self.ws.root / "candidates", model, int(count), seed,
                                       self.renderer.device)
         except ModelLoadError as e:
-            raise gr.Error(f"The sketch model cannot be loaded: {e}") from None
+            raise user_error(f"The sketch model cannot be loaded: {e}") from None
         except (SketchError, ValueError, RuntimeError) as e:
-            raise gr.Error(f"No candidates: {e}") from None
+            raise user_error(f"No candidates: {e}") from None
         items = [(str(c.path), f"{c.index + 1}{' (no lines)' if c.blank else ''}") for c in found]
         blank = sum(c.blank for c in found)
         note = (f"{len(found)} candidates for panel {index + 1} from `{model}`"
                 f"{f'; {blank} came out without usable lines' if blank else ''}.")
-        return {w.s1_gallery: items, w.s1_paths: [str(c.path) for c in found], w.s1_seed: seed, w.s1_note: note}
+        return {w.s1_gallery: items, w.s1_paths: [str(c.path) for c in found], w.s1_seed: state.seed_text(seed),
+                w.s1_note: note}
 
     def search_library(self, text: str) -> Update:
         w = self.w
@@ -324,8 +400,10 @@ class Handlers:
         return {w.lib_gallery: [(str(f.path), f"{f.label}: {f.prompt[:40]}") for f in found],
                 w.lib_paths: [str(f.path) for f in found], w.lib_note: note}
 
-    def pick_sketch(self, story: Story, index: int, paths: list[str], evt: gr.SelectData) -> Update:
+    def pick_sketch(self, story: Story, index: int | None, paths: list[str], evt: gr.SelectData) -> Update:
         """A stage-1 candidate or a library sketch clicked: it becomes the open panel's sketch (copied in)."""
+        if index is None:
+            return self.unchanged()
         path, index = Path(paths[evt.index]), state.clamp_index(story, index)
         if is_blank(Image.open(path)):
             gr.Warning("This candidate has no lines; pick another one")
@@ -339,10 +417,16 @@ class Handlers:
     def edit_settings(self, data: dict) -> Update:
         w, story = self.w, data[self.w.story]
         try:
-            new = self._saved(apply_settings(story, [data[c] for c in w.settings]))
+            new = apply_settings(story, [data[c] for c in w.settings])
+            native = switched_model(story.settings, new.settings)
+            new = self._saved(new.with_settings(native) if native else new)
         except StoryError as e:
             return {w.settings_note: problems(e)}
         out: Update = {w.story: new, w.settings_note: ""}
+        if native:  # a new model: its native size and steps, where the old model's were
+            out |= self.settings_view(new) | {w.settings_note: "Size, steps and guidance follow the "
+                                               f"`{new.settings.model}` model: " + ", ".join(
+                                                   f"{k} {v}" for k, v in native.items()) + "."}
         if new.settings != story.settings:  # the canvas size and the Canny preview follow the settings
             out |= self.panel_view(new, data[w.selector])
         return out
@@ -353,8 +437,9 @@ class Handlers:
         """The working story with every field of the form applied; ``StoryError`` if any is invalid."""
         w, story = self.w, data[self.w.story]
         story = state.set_meta(story, data[w.title], data[w.style], data[w.negative], data[w.characters])
-        index = state.clamp_index(story, data[w.selector])
-        story = state.set_panel_text(story, index, data[w.prompt], data[w.caption], data[w.seed])
+        if data[w.selector] is not None:  # None: the fields may still show a panel of the story before
+            index = state.clamp_index(story, data[w.selector])
+            story = state.set_panel_text(story, index, data[w.prompt], data[w.caption], data[w.seed])
         return self._saved(apply_settings(story, [data[c] for c in w.settings]))
 
     def generate(self, data: dict) -> Iterator[Update]:
@@ -366,9 +451,9 @@ class Handlers:
         story = self._form_or_error(data)
         res, index = self.ws.results(), data[self.w.regen_panel]
         if res is None or len(res.story.panels) != len(story.panels):
-            raise gr.Error("Generate the whole story first: the last render does not have this story's panels.")
+            raise user_error("Generate the whole story first: the last render does not have this story's panels.")
         if index is None:
-            raise gr.Error("Pick the panel to regenerate (click it in the panels above).")
+            raise user_error("Pick the panel to regenerate (click it in the panels above).")
         story = self._saved(state.reseed(story, int(index)))
         yield {self.w.story: story} | self.panel_view(story, data[self.w.selector])
         yield from self._render(story, frozenset({int(index)}), data[self.w.keep_memory], pick=int(index))
@@ -383,7 +468,7 @@ class Handlers:
         try:
             return self.commit_form(data)
         except StoryError as e:
-            raise gr.Error("The story is not ready: " + "; ".join(e.problems)) from None
+            raise user_error("The story is not ready: " + "; ".join(e.problems)) from None
 
     def _render(self, story: Story, only: frozenset[int] | None, keep_memory: bool,
                 pick: int = 0) -> Iterator[Update]:
@@ -406,12 +491,15 @@ class Handlers:
                         shown, out[w.results] = len(fresh), fresh
                     yield out
         except Cancelled:
-            yield {w.status: "**Stopped.** Every finished panel is kept; generate again to render the rest."}
+            self.ws.stopped()
+            yield ({w.status: "**Stopped.** Every finished panel is kept; generate again to render the rest "
+                              "(the strip and the download come with a finished render)."}
+                   | self.results_view(pick) | {w.results: self._fresh_panels(story, started)})
             return
         except ModelLoadError as e:
-            raise gr.Error(f"The model cannot be loaded: {e}") from None
+            raise user_error(f"The model cannot be loaded: {e}") from None
         except (StoryError, SketchError, ValueError, RuntimeError) as e:
-            raise gr.Error(f"The render did not start or stopped: {e}") from None
+            raise user_error(f"The render did not start or stopped: {e}") from None
         except Exception as e:
             log.exception("render failed")
             raise gr.Error(f"The render failed ({type(e).__name__}: {e}); finished panels are kept.") from None
@@ -429,5 +517,5 @@ class Handlers:
         for n in range(len(story.panels)):
             path = self.ws.out / "panels" / f"panel_{n:02d}.png"
             if path.is_file() and path.stat().st_mtime >= since:
-                out.append((str(path), state.panel_caption(story, n)))
+                out.append((str(self.ws.shown(path)), state.panel_caption(story, n)))
         return out

@@ -14,7 +14,8 @@ from typing import Any, Literal
 from sketchstory.models import REGISTRY
 from sketchstory.story import Settings, Story, StoryError
 
-Kind = Literal["int", "float", "text", "choice", "bool", "slider"]
+# "seed": a whole number kept as text, since a browser's number field rounds beyond 2**53.
+Kind = Literal["int", "float", "text", "choice", "bool", "slider", "seed"]
 Group = Literal["sampling", "maga", "advanced"]
 
 
@@ -49,7 +50,7 @@ FIELDS: tuple[Field, ...] = (
           "slider", "sampling", minimum=0, maximum=20, step=0.5),
     Field("controlnet_scale", "Sketch strength", "How closely the picture follows the sketch's edges "
           "(ControlNet scale); 0 ignores the sketches.", "slider", "sampling", minimum=0, maximum=2, step=0.05),
-    Field("seed", "Story seed", "Panels without their own seed derive one from it and their position.", "int",
+    Field("seed", "Story seed", "Panels without their own seed derive one from it and their position.", "seed",
           "sampling"),
     Field("scheduler", "Sampler", "The denoising scheduler; DDIM is what the thesis used.", "choice", "sampling",
           choices=tuple((s, s) for s in ("ddim", "dpmpp-2m", "euler", "unipc"))),
@@ -59,8 +60,9 @@ FIELDS: tuple[Field, ...] = (
           "the story), window:k (the last k), anchors:i,j (fixed panels, 0-based), decay:g (older ones fade), "
           "none; join with +. The default keeps the cost per panel constant.", "choice", "maga",
           choices=tuple((p, p) for p in MEMORY_POLICIES), custom=True),
-    Field("maga.start_layer", "Start layer", "First of SD1.5's 16 self-attention layers that shares (thesis: 8, "
-          "the decoder). Lower shares more, layout included.", "slider", "maga", minimum=0, maximum=16, step=1),
+    Field("maga.start_layer", "Start layer", "First self-attention layer that shares, on a scale of 16 (SD1.5's "
+          "layers; other models' are mapped onto it). Thesis: 8, the decoder. Lower shares more, layout "
+          "included.", "slider", "maga", minimum=0, maximum=16, step=1),
     Field("maga.start_step", "Start step", "First denoising step that shares: a step number, or a/b of the "
           "steps (thesis: 24/50). Earlier shares more and leaves less variety.", "text", "maga"),
     Field("maga.strength", "Prompt-aware weighting", "λ: panels with more similar prompts share more. "
@@ -88,6 +90,33 @@ FIELDS: tuple[Field, ...] = (
 _EMPTY_IS_NONE = {"controlnet", "maga.token_budget"}
 
 
+def native_settings(model: str) -> dict[str, Any]:
+    """The size, steps and guidance a named model was made for ({} for a model the registry does not know)."""
+    spec = REGISTRY.get(model)
+    if spec is None:
+        return {}
+    return {"width": spec.native_size, "height": spec.native_size, "steps": spec.steps,
+            "guidance_scale": spec.guidance}
+
+
+def follow_model(story: Story, explicit: set[str]) -> Story:
+    """The story with the model's native size, steps and guidance wherever its file did not set them.
+
+    ``explicit`` is the settings the file gave (pydantic's ``model_fields_set``): a story without
+    settings gets the demo model's 64 px and 20 steps, not the generic 512 px and 30.
+    """
+    native = native_settings(story.settings.model)
+    return story.with_settings({k: v for k, v in native.items() if k not in explicit}) if native else story
+
+
+def switched_model(old: Settings, new: Settings) -> dict[str, Any]:
+    """When the form switches model: the new model's native values for the settings left at the old one's."""
+    if old.model == new.model:
+        return {}
+    before, after = native_settings(old.model), native_settings(new.model)
+    return {k: v for k, v in after.items() if k in before and getattr(new, k) == before[k] != v}
+
+
 def _get(data: dict[str, Any], key: str) -> Any:
     for part in key.split("."):
         data = data[part]
@@ -102,7 +131,7 @@ def values_of(settings: Settings) -> list[Any]:
         value = _get(data, field.key)
         if field.key in _EMPTY_IS_NONE and value is None:
             value = 0 if field.kind == "int" else ""
-        out.append(str(value) if field.key == "maga.start_step" else value)
+        out.append(str(value) if field.key == "maga.start_step" or field.kind == "seed" else value)
     return out
 
 
@@ -111,6 +140,12 @@ def _convert(field: Field, value: Any) -> Any:
         value = value.strip()
     if field.key in _EMPTY_IS_NONE and value in (None, "", 0):
         return None
+    if field.kind == "seed":
+        text = "" if value is None else str(value)  # already stripped above when typed
+        if not text.isdigit():
+            raise StoryError([f"settings.{field.key}: {value!r} is not a seed; type a whole number from 0 "
+                              f"({field.label})"])
+        return int(text)
     if field.kind in ("int", "float", "slider"):
         if value is None or value == "":
             raise StoryError([f"settings.{field.key}: give a number ({field.label})"])

@@ -15,6 +15,9 @@ from sketchstory import panels as panel_ops
 from sketchstory.story import LIBRARY_PREFIX, Character, Panel, Story, StoryError, parse_story
 
 NEW_STORY_PROMPT = "a young wizard in a blue robe stands in a forest"
+# Seeds the page makes stay below 2**53: a browser holds numbers as doubles, and a larger seed shown
+# in a number field comes back rounded, so the panel would no longer reproduce.
+PAGE_SEED_LIMIT = 2**53
 
 
 def new_story() -> Story:
@@ -75,13 +78,30 @@ def set_meta(story: Story, title: str, style: str, negative_prompt: str, charact
                         characters=chars)
 
 
-def set_panel_text(story: Story, index: int, prompt: str, caption: str, seed: float | None) -> Story:
+def parse_seed(text: str | int | None, where: str) -> int | None:
+    """A seed typed as text (exact at any size, unlike a browser number field); empty is None."""
+    if text is None or isinstance(text, int):
+        return text
+    text = str(text).strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise StoryError([f"{where}: {text!r} is not a seed; type a whole number from 0, or leave it empty"])
+    return int(text)
+
+
+def seed_text(seed: int | None) -> str:
+    return "" if seed is None else str(seed)
+
+
+def set_panel_text(story: Story, index: int, prompt: str, caption: str, seed: str | int | None) -> Story:
     """Prompt, caption and seed of one panel (an empty seed derives it from the story seed and position)."""
     if not prompt.strip():
         raise StoryError([f"panel {index + 1}: the prompt is empty; describe what the panel shows "
                           "(the previous prompt is kept until then)"])
     panels = [p.model_dump(mode="json") for p in story.panels]
-    panels[index].update(prompt=prompt, caption=caption.strip() or None, seed=None if seed is None else int(seed))
+    seed = parse_seed(seed, f"panel {index + 1} seed")
+    panels[index].update(prompt=prompt, caption=caption.strip() or None, seed=seed)
     return _revalidated(story, panels=panels)
 
 
@@ -115,7 +135,7 @@ def move_panel(story: Story, index: int, delta: int) -> tuple[Story, int]:
 def reseed(story: Story, index: int) -> Story:
     """Give a panel a new seed (for "regenerate"): hashed from the old one, so no neighbour's seed repeats."""
     old = story.panel_seed(index)
-    seed = int.from_bytes(hashlib.sha256(f"sketchstory/ui/reseed/{old}".encode()).digest()[:8], "big") % 2**63
+    seed = int.from_bytes(hashlib.sha256(f"sketchstory/ui/reseed/{old}".encode()).digest()[:8], "big") % PAGE_SEED_LIMIT
     panels = list(story.panels)
     panels[index] = panels[index].model_copy(update={"seed": seed})
     return story.with_panels(panels)

@@ -17,6 +17,23 @@ from sketchstory.ui.canvas import CANVAS_LONG_SIDE
 from sketchstory.ui.settings_form import FIELDS, Field
 
 SettingInput = gr.Dropdown | gr.Checkbox | gr.Slider | gr.Number | gr.Textbox
+# Said beside the canvas and enforced by the server (launch's max_file_size); bigger pictures are reduced.
+MAX_UPLOAD = "25mb"
+SEED_INFO = "A whole number; empty: derived from the story seed and the position."
+
+
+class PanelSelector(gr.Radio):
+    """The panel radio, which lets a stale choice through as None instead of raising.
+
+    Events queued before a story with fewer panels was opened still carry the old choice (e.g.
+    panel 3 of a 1-panel story); Gradio's Radio raises "not in the list of choices" and logs a
+    traceback. The handlers ignore an event whose panel is None.
+    """
+
+    is_template = True  # drawn by the browser as a plain Radio
+
+    def preprocess(self, payload: str | int | float | None) -> str | int | float | None:
+        return payload if payload in [value for _, value in self.choices] else None
 
 
 @dataclass
@@ -33,18 +50,20 @@ class Widgets:
     save_btn: gr.Button
     upload_btn: gr.UploadButton
     # panels
-    selector: gr.Radio
+    selector: PanelSelector
     new_prompt: gr.Textbox
     add_btn: gr.Button
     delete_btn: gr.Button
+    undo_btn: gr.Button
     left_btn: gr.Button
     right_btn: gr.Button
     storyboard: gr.Gallery
     prompt: gr.Textbox
     caption: gr.Textbox
-    seed: gr.Number
+    seed: gr.Textbox
     panel_note: gr.Markdown
     editor: gr.ImageEditor
+    remove_sketch_btn: gr.Button
     canny: gr.Image
     flip_btn: gr.Button
     thicker_btn: gr.Button
@@ -52,7 +71,7 @@ class Widgets:
     # stage 1 and the library
     s1_model: gr.Dropdown
     s1_count: gr.Slider
-    s1_seed: gr.Number
+    s1_seed: gr.Textbox
     s1_btn: gr.Button
     s1_new_btn: gr.Button
     s1_gallery: gr.Gallery
@@ -100,6 +119,8 @@ def _setting(field: Field) -> SettingInput:
             return gr.Checkbox(**common)
         case "slider":
             return gr.Slider(minimum=field.minimum or 0, maximum=field.maximum or 100, step=field.step, **common)
+        case "seed":  # text: a browser's number field rounds seeds beyond 2**53
+            return gr.Textbox(**common)
         case "int" | "float":
             # No minimum/maximum here: Gradio would reject each keystroke on the way to a valid
             # number; the settings form checks the value and explains a wrong one.
@@ -120,7 +141,8 @@ def _stage1_tab(w: dict) -> None:
                                     info="demo: the bundled model; sdxl: the thesis's (its weights must be here); "
                                          "or a hub id, folder or file.", elem_id="s1-model")
         w["s1_count"] = gr.Slider(1, 8, value=4, step=1, label="Candidates", elem_id="s1-count")
-        w["s1_seed"] = gr.Number(label="Seed", precision=0, info="Empty: the panel's seed.", elem_id="s1-seed")
+        w["s1_seed"] = gr.Textbox(label="Candidate seed", info="A whole number; empty: the panel's seed.",
+                                  elem_id="s1-seed")
     with gr.Row():
         w["s1_btn"] = gr.Button("Make candidates", variant="primary", size="md", elem_id="s1-make")
         w["s1_new_btn"] = gr.Button("New seed, new candidates", size="md", elem_id="s1-new")
@@ -135,8 +157,8 @@ def _library_tab(w: dict) -> None:
     gr.Markdown("Sketches from the sketch library (`sketchstory library`). Search by words; click one to make "
                 "it the panel's sketch.", elem_classes=["hint"])
     with gr.Row(equal_height=True):
-        w["lib_query"] = gr.Textbox(show_label=False, placeholder="wizard hat (empty: browse)", scale=4,
-                                    elem_id="lib-query")
+        w["lib_query"] = gr.Textbox(label="Search the sketch library", placeholder="wizard hat (empty: browse)",
+                                    scale=4, elem_id="lib-query")
         w["lib_btn"] = gr.Button("Search", size="md", scale=1, elem_id="lib-search")
     w["lib_gallery"] = gr.Gallery(label="Library sketches (click one to use it)", columns=4, height=260,
                                   allow_preview=False, object_fit="contain", format="png", elem_id="lib-gallery")
@@ -173,14 +195,16 @@ def build_widgets(work_folder: str) -> Widgets:
                                                       file_types=[".json", ".zip"], elem_id="upload-story")
             with gr.Column(scale=3):
                 with gr.Row(equal_height=True):
-                    w["selector"] = gr.Radio(label="Panel", elem_id="panel-selector", scale=3)
+                    w["selector"] = PanelSelector(label="Panel", elem_id="panel-selector", scale=3)
                     w["left_btn"] = gr.Button("◀ Earlier", size="sm", scale=0, min_width=90, elem_id="move-left")
                     w["right_btn"] = gr.Button("Later ▶", size="sm", scale=0, min_width=90, elem_id="move-right")
                     w["delete_btn"] = gr.Button("Delete", size="sm", variant="stop", scale=0, min_width=80,
                                                 elem_id="delete-panel")
+                    w["undo_btn"] = gr.Button("Undo delete", size="sm", scale=0, min_width=100,
+                                              interactive=False, elem_id="undo-delete")
                 with gr.Row(equal_height=True):
-                    w["new_prompt"] = gr.Textbox(show_label=False, scale=4, elem_id="new-panel-prompt",
-                                                 placeholder="Prompt of a new panel, inserted after this one")
+                    w["new_prompt"] = gr.Textbox(label="New panel's prompt", scale=4, elem_id="new-panel-prompt",
+                                                 placeholder="inserted after the open panel")
                     w["add_btn"] = gr.Button("Add panel", size="sm", scale=1, elem_id="add-panel")
                 w["storyboard"] = gr.Gallery(label="Storyboard (click a panel to open it)", height=190,
                                              allow_preview=False, object_fit="contain", format="png",
@@ -191,8 +215,7 @@ def build_widgets(work_folder: str) -> Widgets:
                                                  info="What the panel shows.")
                         w["caption"] = gr.Textbox(label="Caption", elem_id="panel-caption",
                                                   info="Printed under the panel in the comic strip.")
-                        w["seed"] = gr.Number(label="Seed", precision=0, elem_id="panel-seed",
-                                              info="Empty: derived from the story seed and the position.")
+                        w["seed"] = gr.Textbox(label="Seed", elem_id="panel-seed", info=SEED_INFO)
                         w["panel_note"] = gr.Markdown(elem_id="panel-note")
                         w["canny"] = gr.Image(label="What stage 2 sees: the sketch's Canny edges", height=200,
                                               interactive=False, format="png", elem_id="canny-preview",
@@ -208,14 +231,18 @@ def build_widgets(work_folder: str) -> Widgets:
                                                default_size=4),
                                 eraser=gr.Eraser(default_size=14), height=600, elem_id="sketch-canvas")
                             gr.Markdown("Draw with the brush in black; remove lines with the eraser "
-                                        "or white paint; the image tool uploads a drawing or photo, which "
-                                        "is cleaned into black lines on white.", elem_classes=["hint"])
+                                        "or white paint; the image tool uploads a drawing or photo (up to "
+                                        f"{MAX_UPLOAD[:-2]} MB; larger than 1024 px is reduced), which is "
+                                        "cleaned into black lines on white.", elem_classes=["hint"],
+                                        elem_id="sketch-help")
                             with gr.Row():
                                 w["flip_btn"] = gr.Button("Flip ↔", size="sm", elem_id="flip-sketch")
                                 w["thicker_btn"] = gr.Button("Thicker lines", size="sm",
                                                              elem_id="thicker-sketch")
                                 w["thinner_btn"] = gr.Button("Thinner lines", size="sm",
                                                              elem_id="thinner-sketch")
+                                w["remove_sketch_btn"] = gr.Button("Remove sketch", size="sm",
+                                                                   elem_id="remove-sketch")
                         with gr.Tab("Candidates (stage 1)", id="stage1-tab"):
                             _stage1_tab(w)
                         with gr.Tab("Library", id="library-tab"):
@@ -234,7 +261,7 @@ def build_widgets(work_folder: str) -> Widgets:
                         info="Makes regenerating one panel faster; uses disk space (a lot at 512 px).")
                 made = sampling | maga | advanced
                 w["settings"] = [made[f.key] for f in FIELDS]  # the order the settings form expects
-            with gr.Column(scale=3):
+            with gr.Column(scale=3, elem_id="render-main"):  # first on a phone (see app.CSS)
                 with gr.Row():
                     w["generate_btn"] = gr.Button("Generate the story", variant="primary", elem_id="generate")
                     w["stop_btn"] = gr.Button("Stop", variant="stop", scale=0, min_width=90, elem_id="stop")

@@ -6,6 +6,9 @@
     WORK/sketches/    drawn, uploaded and imported sketches, named by content (never overwritten)
     WORK/out/         the latest render (layout: sketchstory.pipeline.runner)
     WORK/exports/     zips made for download
+    WORK/shown/       copies of results handed to the browser, never rewritten (see ``Workspace.shown``)
+    WORK/previous/N/  a story (and its render) that opening another one replaced
+    WORK/trash.json   deleted panels, newest last, for "Undo delete"
 
 Sketches are named by a hash of their bytes, so importing a story twice or drawing the same thing
 again reuses the file, and a panel's sketch moves with it when panels are reordered.
@@ -25,14 +28,16 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
-from sketchstory.atomic import atomic_write, atomic_write_bytes
+from sketchstory.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 from sketchstory.library.resolve import resolve as resolve_library
-from sketchstory.story import LIBRARY_PREFIX, Story, StoryError, load_story, resolve_sketch, save_story, story_lock
+from sketchstory.story import LIBRARY_PREFIX, Panel, Story, StoryError, load_story, resolve_sketch, save_story, story_lock
+from sketchstory.ui.settings_form import follow_model
 
 SKETCH_DIR = "sketches"
 # An uploaded zip larger than this when unpacked is refused (a story folder is a few MB).
 MAX_UNZIPPED_BYTES = 512 * 2**20
 MAX_ZIP_MEMBERS = 10_000
+MAX_TRASH = 50  # deleted panels kept for "Undo delete"
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,20 @@ class RunResults:
     story: Story
     panels: list[Path | None]  # per panel of ``story``; None where its file is missing
     strip: Path | None
-    info: dict | None  # run.json
+    info: dict | None  # run.json; None after a stopped render (the strip and run.json are then removed)
+
+    @property
+    def complete(self) -> bool:
+        return self.info is not None
+
+    def summary(self) -> str:
+        """One line on what the run that wrote ``run.json`` did."""
+        if self.info is None:
+            return "The last render was stopped; generate again to finish it."
+        states = [p.get("status") for p in self.info.get("panels", [])]
+        return (f"The last render: {states.count('rendered')} of {len(states)} panels rendered "
+                f"({states.count('reused')} kept) with the `{self.info.get('model')}` model in "
+                f"{self.info.get('total_seconds')} s.")
 
 
 def slug(text: str) -> str:
@@ -79,12 +97,76 @@ class Workspace:
         with story_lock(self.story_path):  # waits for a command line edit of the same file to finish
             save_story(story, self.story_path)
 
+    def keep_previous(self) -> Path | None:
+        """Move the working story and its render to ``previous/N/`` (before another story replaces them).
+
+        Returns the folder, or None when there was no story; nothing is overwritten, so every
+        replaced story stays recoverable (open ``previous/N/story.json``).
+        """
+        if not self.story_path.exists():
+            return None
+        n = 1
+        while (kept := self.root / "previous" / str(n)).exists():
+            n += 1
+        kept.mkdir(parents=True)
+        story = self.load()
+        if story is not None:
+            self.export_story(story, kept)
+        if self.out.exists():
+            self.out.rename(kept / "out")
+        return kept
+
     def set_aside(self) -> Path:
         """Rename an unreadable working story out of the way (never overwritten); returns its new path."""
         n = 1
         while (kept := self.root / f"story.unreadable-{n}.json").exists():
             n += 1
         return self.story_path.rename(kept)
+
+    # --- deleted panels -----------------------------------------------------------------------
+
+    @property
+    def trash_path(self) -> Path:
+        return self.root / "trash.json"
+
+    def _trash(self) -> list[dict]:
+        try:
+            items = json.loads(self.trash_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        return items if isinstance(items, list) else []
+
+    def trash_panel(self, index: int, panel: Panel) -> None:
+        items = self._trash() + [{"index": index, "panel": panel.model_dump(mode="json")}]
+        atomic_write_text(self.trash_path, json.dumps(items[-MAX_TRASH:], indent=2) + "\n")
+
+    def untrash_panel(self) -> tuple[int, Panel] | None:
+        """The panel deleted last and where it was, taken out of the trash; None when it is empty."""
+        items = self._trash()
+        if not items:
+            return None
+        last = items.pop()
+        atomic_write_text(self.trash_path, json.dumps(items, indent=2) + "\n")
+        return int(last["index"]), Panel.model_validate(last["panel"])
+
+    def trash_count(self) -> int:
+        return len(self._trash())
+
+    # --- what the browser is sent -------------------------------------------------------------
+
+    def shown(self, path: Path) -> Path:
+        """A copy of ``path`` for the browser to fetch, named by its content and never rewritten.
+
+        The render rewrites ``out/`` while the page may be fetching from it; a file replaced
+        mid-download is sent with the old length and the new bytes (h11's "Too much data for
+        declared Content-Length"). Copies under ``shown/HASH/NAME`` are complete before Gradio
+        sees their name, and keep the file name for downloads.
+        """
+        data = path.read_bytes()
+        target = self.root / "shown" / hashlib.sha256(data).hexdigest()[:16] / path.name
+        if not target.exists():
+            atomic_write_bytes(target, data)
+        return target
 
     # --- sketches ---------------------------------------------------------------------------
 
@@ -155,6 +237,7 @@ class Workspace:
                              f"{character.reference}; it has none now")
                 reference = None
             characters[i] = character.model_copy(update={"reference": reference})
+        story = follow_model(story, story.settings.model_fields_set)
         return story.with_panels(panels).model_copy(update={"characters": tuple(characters)}), notes
 
     def _sketch_source(self, story_dir: Path, ref: str) -> Path:
@@ -205,6 +288,11 @@ class Workspace:
         strip = self.out / "strip.png"
         return RunResults(story, [p if p.is_file() else None for p in panels], strip if strip.is_file() else None,
                           info)
+
+    def stopped(self) -> None:
+        """A render was stopped: the strip and run.json describe an older run now, so they go."""
+        for name in ("strip.png", "run.json"):
+            (self.out / name).unlink(missing_ok=True)
 
     def results_zip(self) -> Path:
         """One zip of the latest render: panels, strip, conditions, run info, and the story with its sketches.
