@@ -44,11 +44,11 @@ def test_bench_rows_ratios_and_bank_growth(tmp_path: Path, capsys) -> None:
 def test_bench_runs_the_sdxl_class_and_picks_scenarios(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     assert main(["bench", "--arch", "tiny-sdxl", "--size", "32", "--steps", "2", "--panels", "2,4",
-                 "--scenarios", "plain,maga", "-o", str(out)]) == 0
+                 "--scenarios", "plain,maga-sequential", "-o", str(out)]) == 0
     result = json.loads((out / "bench.json").read_text())
-    assert result["model"] == "tiny-sdxl" and {r["scenario"] for r in result["rows"]} == {"plain", "maga"}
+    assert result["model"] == "tiny-sdxl" and {r["scenario"] for r in result["rows"]} == {"plain", "maga-sequential"}
     rows = {(r["scenario"], r["panels"]): r for r in result["rows"]}
-    assert rows[("maga", 4)]["memory_bank_peak_bytes"] == 3 * rows[("maga", 2)]["memory_bank_peak_bytes"] > 0
+    assert rows[("maga-sequential", 4)]["memory_bank_peak_bytes"] == 3 * rows[("maga-sequential", 2)]["memory_bank_peak_bytes"] > 0
     assert main(["bench", "--arch", "tiny", "--scenarios", "plain,magic", "-o", str(out)]) == 2
 
 
