@@ -74,7 +74,7 @@ def test_the_architecture_has_the_published_parameter_counts_and_70_self_attenti
 
 
 def test_generate_renders_an_sdxl_story_and_the_bank_is_what_the_maths_says(tiny_xl, tmp_path: Path) -> None:
-    path = write_story(tmp_path / "story", 3, model="tiny-sdxl", steps=4,
+    path = write_story(tmp_path / "story", 3, model="tiny-sdxl", steps=4, mode="sequential",
                        maga={"start_step": 1, "memory": "all", "token_budget": 20})
     out = tmp_path / "out"
     assert main(["generate", str(path), "-o", str(out), "-q"]) == 0
