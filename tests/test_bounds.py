@@ -115,6 +115,21 @@ def test_a_jsonl_file_over_the_limit_is_refused_before_it_is_read_whole(tmp_path
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("argv, limit", [
+    (["batch", "IN", "--workers", "100000000"], "give a number from 0 to 10000"),
+    (["batch", "IN", "--workers", "-1"], "give a number from 0 to 10000"),
+    (["batch", "IN", "--cpus-per-story", "0"], "give a number from 0.01 to 1024"),
+    (["batch", "IN", "--gpus-per-story", "nan"], "give a number from 0 to 16"),
+    (["library", "build", "IN", "--cpus-per-worker", "1e9"], "give a number from 0.01 to 1024"),
+], ids=["workers", "negative workers", "no cpus", "nan gpus", "library cpus"])
+def test_cluster_options_are_bounded_on_the_command_line(argv, limit, tmp_path, capsys) -> None:
+    argv = [str(tmp_path) if a == "IN" else a for a in argv]
+    with pytest.raises(SystemExit) as raised:
+        main([*argv, "-o", str(tmp_path / "out")] if argv[0] == "batch" else argv)
+    assert raised.value.code == 2 and limit in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 class Failing(Worker):
     def __init__(self, error: Exception) -> None:
         super().__init__(None)
