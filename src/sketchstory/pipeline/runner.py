@@ -39,7 +39,7 @@ from sketchstory.attention.policy import MemoryPolicy, parse_policy
 from sketchstory.layout import compose_page
 from sketchstory.models import Components, available_bytes, load, resolve_spec
 from sketchstory.outputs import output_folder
-from sketchstory.pipeline.chunking import ChunkPlan, activation_bytes, plan_chunk
+from sketchstory.pipeline.chunking import ChunkPlan, activation_bytes, chunk_bytes, plan_chunk
 from sketchstory.pipeline.conditions import PanelInputs, Sketch, prepare_inputs, read_sketches
 from sketchstory.pipeline.stage2 import (
     PanelJob,
@@ -227,6 +227,10 @@ class StoryRun:
         if s.mode == "batched":
             size = max(1, min(s.chunk_size or panels, panels))  # 1 where nothing is left to denoise
             return ChunkPlan(size, f"batched mode, chunk_size {s.chunk_size or 'all'}")
+        return plan_chunk(panels, *self._panel_estimates(), available_bytes(self.components.device), s.chunk_size)
+
+    def _panel_estimates(self) -> tuple[int, int, int]:
+        """(one panel's activations, one panel's MAGA memory, panels the memory keeps), in bytes and panels."""
         c, sp = self.components, self.sampling
         shapes = layer_shapes(c.unet, (sp.height // c.vae_scale, sp.width // c.vae_scale))
         branches, element = 2 if sp.guidance_scale > 1 else 1, c.dtype.itemsize
@@ -235,8 +239,24 @@ class StoryRun:
         per_panel = activation_bytes(shapes, cfg.first_layer, sources, cfg.token_budget, branches, element)
         bank = panel_bytes(shapes, cfg.first_layer, sp.steps - cfg.start_step, branches, element,
                            cfg.token_budget) if sources else 0
-        return plan_chunk(panels, per_panel, bank, retained_panels(self.policy, n_story),
-                          available_bytes(c.device), s.chunk_size)
+        return per_panel, bank, retained_panels(self.policy, n_story)
+
+    def memory_warning(self, plan: ChunkPlan, panels: int) -> str | None:
+        """Said before the work when the run's estimated peak (beyond the loaded model) exceeds the free memory."""
+        available = available_bytes(self.components.device)
+        if available is None or panels == 0:
+            return None
+        per_panel, bank, retained = self._panel_estimates()
+        need = chunk_bytes(plan.size, panels, per_panel, bank, retained)
+        if need <= available:
+            return None
+        s, mib = self.story.settings, 2**20
+        lower = ["a smaller --size"] + (["--mode sequential"] if plan.size > 1 else [])
+        if bank:
+            lower.append("a smaller --token-budget (or --memory-budget-mb)")
+        return (f"this run needs about {need / mib:.0f} MiB beyond the model ({plan.size} panel(s) at a time at "
+                f"{s.width}x{s.height}), more than the {available / mib:.0f} MiB free on {self.components.device}: "
+                f"it may run out of memory; lower it with {', '.join(lower)}")
 
     @staticmethod
     def _chunks(panels: list[int], size: int) -> list[list[int]]:
@@ -246,7 +266,7 @@ class StoryRun:
         start = time.perf_counter()
         render, recompute, load_mem = self.plan()
         report = RunReport(self.out, rendered=render, recomputed=recompute,
-                           warnings=self.warnings)
+                           warnings=list(self.warnings))
         for n in (n for n in range(len(self.story.panels)) if n not in render):
             (report.reused if panel_path(self.out, n).is_file() else report.missing).append(n)
         c = self.components
@@ -257,6 +277,9 @@ class StoryRun:
         compute = sorted(set(render) | set(recompute))
         jobs = {j.index: j for j in self._jobs(compute, run)}
         plan = self.chunk_plan(len(compute))
+        if (warning := self.memory_warning(plan, len(compute))) is not None:
+            log.warning(warning)
+            report.warnings.append(warning)
         scheduler = prepared_scheduler(c, self.sampling)  # set up once; each chunk denoises with a fresh copy
         chunks = self._chunks(compute, plan.size)
         timings: dict[int, float] = {}
