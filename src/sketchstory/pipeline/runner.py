@@ -5,7 +5,7 @@ Output folder::
     panels/panel_00.png        each panel, PNG metadata: story, settings, seed, fingerprint
     conditions/panel_00_canny.png, conditions/panel_00_sketch.png
     memory/panel_00.safetensors   MAGA memory (only with keep_memory), for later incremental runs
-    strip.png  story.json  run.json
+    strip.png (strip_2.png ... for a long story: see layout.paginate)  story.json  run.json
 
 Every file is written atomically the moment it is ready, so an interrupted run keeps every
 finished panel. A panel's *fingerprint* hashes everything its pixels depend on: settings, model,
@@ -36,7 +36,7 @@ from sketchstory.attention.layers import first_maga_layer, self_attention_layers
 from sketchstory.attention.maga import MAGAConfig, MAGARun, install
 from sketchstory.attention.memory import MemoryBank
 from sketchstory.attention.policy import MemoryPolicy, parse_policy
-from sketchstory.layout import compose_page
+from sketchstory.layout import compose_page, paginate
 from sketchstory.models import Components, available_bytes, load, resolve_spec
 from sketchstory.outputs import output_folder
 from sketchstory.pipeline.chunking import ChunkPlan, activation_bytes, chunk_bytes, plan_chunk
@@ -56,6 +56,7 @@ from sketchstory.story import Story
 from sketchstory.tokenizer import long_prompts
 
 log = logging.getLogger(__name__)
+STRIP_MIN_SIDE = 256  # smaller panels are enlarged on the strip, to leave room for their captions
 NO_MEMORY = MemoryPolicy()
 CPU_SLOW_PIXELS = 768 * 768  # beyond this a CPU render of SD1.5 takes minutes per panel
 
@@ -91,6 +92,19 @@ class RunReport:
 
 def panel_path(out: Path, n: int) -> Path:
     return out / "panels" / f"panel_{n:02d}.png"
+
+
+def strip_path(out: Path, page: int) -> Path:
+    """The comic strip's ``page`` (from 0): ``strip.png``, then ``strip_2.png``, ``strip_3.png`` ..."""
+    return out / ("strip.png" if page == 0 else f"strip_{page + 1}.png")
+
+
+def strip_pages(out: Path) -> list[Path]:
+    """The strip's pages in ``out``, in order, as far as they run without a gap."""
+    pages: list[Path] = []
+    while (path := strip_path(out, len(pages))).is_file():
+        pages.append(path)
+    return pages
 
 
 def memory_path(out: Path, n: int) -> Path:
@@ -335,7 +349,13 @@ class StoryRun:
         if all(p.exists() for p in panels):
             images = [Image.open(p).convert("RGB") for p in panels]
             captions = [panel.caption for panel in self.story.panels]
-            save_png(compose_page(images, captions, title=self.story.title, min_side=256), self.out / "strip.png")
+            pages = paginate([image.size for image in images], min_side=STRIP_MIN_SIDE)
+            for k, page in enumerate(pages):
+                title = self.story.title if len(pages) == 1 else f"{self.story.title or ''} ({k + 1}/{len(pages)})".lstrip()
+                save_png(compose_page([images[i] for i in page], [captions[i] for i in page], title=title,
+                                      min_side=STRIP_MIN_SIDE), strip_path(self.out, k))
+            for stale in strip_pages(self.out)[len(pages):]:  # a longer story's pages, rendered here before
+                stale.unlink()
         atomic_write_text(self.out / "story.json", self.story.to_json())
         peak_cuda = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
         info = {
