@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_story
+from sketchstory.batch import inputs
 from sketchstory.batch.inputs import read_tasks
 from sketchstory.batch.pool import LocalPool, Worker, run_with_retries
 from sketchstory.cli import main
@@ -100,6 +101,33 @@ def test_a_jsonl_folder_outside_the_jsonl_files_folder_is_refused_unless_allowed
     assert [t.folder for t in read_tasks(jsonl, allow_outside=True)] == [Path("/"), tmp_path]
     assert main(["batch", str(jsonl), "-o", str(tmp_path / "out"), "--workers", "0", "-q"]) == 2
     assert not (tmp_path / "out" / "root").exists()
+
+
+def test_a_jsonl_file_over_the_limit_is_refused_before_it_is_read_whole(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(inputs, "MAX_JSONL_BYTES", 2**20)
+    doc = json.loads(write_story(tmp_path / "s", 1).read_text())
+    jsonl = tmp_path / "stories.jsonl"
+    line = json.dumps(doc) + "\n"
+    jsonl.write_text(line * (2**20 // len(line) + 1))
+    assert main(["batch", str(jsonl), "-o", str(tmp_path / "out"), "--workers", "0", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "larger than 1 MiB, the limit for a JSONL file" in err and "split it" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, limit", [
+    (["batch", "IN", "--workers", "100000000"], "give a number from 0 to 10000"),
+    (["batch", "IN", "--workers", "-1"], "give a number from 0 to 10000"),
+    (["batch", "IN", "--cpus-per-story", "0"], "give a number from 0.01 to 1024"),
+    (["batch", "IN", "--gpus-per-story", "nan"], "give a number from 0 to 16"),
+    (["library", "build", "IN", "--cpus-per-worker", "1e9"], "give a number from 0.01 to 1024"),
+], ids=["workers", "negative workers", "no cpus", "nan gpus", "library cpus"])
+def test_cluster_options_are_bounded_on_the_command_line(argv, limit, tmp_path, capsys) -> None:
+    argv = [str(tmp_path) if a == "IN" else a for a in argv]
+    with pytest.raises(SystemExit) as raised:
+        main([*argv, "-o", str(tmp_path / "out")] if argv[0] == "batch" else argv)
+    assert raised.value.code == 2 and limit in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 class Failing(Worker):

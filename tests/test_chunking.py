@@ -95,3 +95,21 @@ def test_resume_with_nothing_left_to_render(tiny, tmp_path: Path, mode: str) -> 
     generate(story, path.parent, tmp_path / "out", RunOptions(progress=False), tiny)
     report = generate(story, path.parent, tmp_path / "out", RunOptions(resume=True, progress=False), tiny)
     assert report.rendered == [] and report.reused == [0, 1]
+
+
+@pytest.mark.parametrize(("free", "warned"), [(1000, True), (64 * 2**30, False)])
+def test_a_run_whose_estimate_exceeds_the_free_memory_is_warned_about_before_it_renders(
+        tiny, tmp_path: Path, monkeypatch, caplog, free: int, warned: bool) -> None:
+    monkeypatch.setattr(runner, "available_bytes", lambda device: free)
+    path = write_story(tmp_path / "s", 3, steps=2, mode="batched")
+    said_before: list[int] = []  # warnings logged by the time each panel is saved
+    with caplog.at_level("WARNING", logger=runner.log.name):
+        report = generate(load_story(path), path.parent, tmp_path / "out", RunOptions(
+            progress=False, on_panel=lambda n: said_before.append(sum("MiB free" in r.getMessage()
+                                                                      for r in caplog.records))), tiny)
+    said = [w for w in report.warnings if "MiB free" in w]
+    assert len(said) == int(warned) and said_before == [int(warned)] * 3  # before the render, not an error
+    if warned:
+        assert "3 panel(s) at a time at 32x32" in said[0] and "more than the 0 MiB free on cpu" in said[0]
+        assert all(advice in said[0] for advice in ("--size", "--mode sequential", "--token-budget"))
+        assert "\n" not in said[0]

@@ -131,3 +131,22 @@ def test_check_reports_story_and_library_problems(story_file: Path, tmp_path: Pa
     story_file.write_text(json.dumps(doc))
     assert main(["check", str(story_file), "--library", str(tmp_path / "nolib")]) == 2
     assert "panels[0].sketch" in capsys.readouterr().err
+
+
+
+def test_a_long_storys_strip_is_split_into_pages_and_a_shorter_rerun_drops_the_extra_pages(
+        tmp_path: Path, monkeypatch, capsys) -> None:
+    import functools
+
+    from sketchstory import layout
+    from sketchstory.pipeline import runner
+
+    story, out = write_story(tmp_path / "s", 3, steps=2), tmp_path / "out"
+    monkeypatch.setattr(runner, "paginate", functools.partial(layout.paginate, per_page=2))  # 3 panels: 2 + 1
+    assert run_cli(story, out) == 0
+    assert runner.strip_pages(out) == [out / "strip.png", out / "strip_2.png"]
+    assert Image.open(out / "strip.png").width > Image.open(out / "strip_2.png").width  # two panels, then one
+    assert f"comic strip: {out / 'strip.png'} (continued in strip_2.png)" in capsys.readouterr().out
+    monkeypatch.setattr(runner, "paginate", layout.paginate)
+    assert run_cli(story, out, "--resume") == 0
+    assert runner.strip_pages(out) == [out / "strip.png"] and not (out / "strip_2.png").exists()

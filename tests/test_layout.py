@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sketchstory.layout import compose_page, default_columns
+from sketchstory.layout import PAGE_PANELS, PAGE_PIXELS, compose_page, default_columns, paginate
 
 COLOURS = [(220, 30, 30), (30, 160, 30), (30, 30, 220), (230, 150, 0), (150, 0, 150), (0, 150, 150)]
 GUTTER, BORDER = 16, 2
@@ -127,3 +127,27 @@ def test_small_panels_are_enlarged_by_whole_factors_for_readable_captions():
     page = compose_page(small, ["a caption long enough to wrap", None], min_side=256)
     assert page.width == compose_page(panels(2, (256, 192)), [None, None]).width
     assert compose_page(small, [None, None]).width < page.width
+
+
+@pytest.mark.parametrize("count, lengths", [(1, [1]), (12, [12]), (13, [7, 6]), (30, [10, 10, 10]), (100, [12] * 8 + [4])])
+def test_a_long_story_is_split_into_pages_of_at_most_twelve_in_story_order(count: int, lengths: list[int]):
+    pages = paginate([(512, 512)] * count)
+    assert [len(p) for p in pages] == lengths and [i for p in pages for i in p] == list(range(count))
+    assert max(lengths) <= PAGE_PANELS
+
+
+@pytest.mark.parametrize("side, per_page", [(1024, 12), (2048, 8), (4096, 2), (8192, 1)])
+def test_large_panels_get_fewer_a_page_so_no_page_nears_the_decompression_bomb_limit(side: int, per_page: int):
+    assert max(len(p) for p in paginate([(side, side)] * 24)) == per_page
+    assert PAGE_PIXELS < Image.MAX_IMAGE_PIXELS
+
+
+@pytest.mark.parametrize("side, max_pixels", [(64, 2**20), (256, 2**20), (300, 500_000), (512, 2 * 2**20)])
+def test_every_composed_page_stays_under_the_pixel_limit(side: int, max_pixels: int):
+    images = panels(30, (side, side))
+    pages = paginate([im.size for im in images], min_side=256, max_pixels=max_pixels)
+    assert len(pages) > 1
+    for page in pages:
+        composed = compose_page([images[i] for i in page], ["a caption long enough to wrap twice here"] * len(page),
+                                title="A story (2/3)", min_side=256)
+        assert composed.width * composed.height <= max_pixels

@@ -1,4 +1,5 @@
-"""Comic page composition: panels in story order on a grid, captions under them, an optional title."""
+"""Comic page composition: panels in story order on a grid, captions under them, an optional title;
+a long story is split into pages (:func:`paginate`) so that no page grows without bound."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from functools import cache
 from PIL import Image, ImageDraw, ImageFont
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+PAGE_PANELS = 12  # at most three rows of four on a page
+# Under Pillow's decompression-bomb warning (89 MP), so image viewers and PIL open every page as is.
+PAGE_PIXELS = 64 * 2**20
+PAGE_OVERHEAD = 2  # page pixels per panel pixel, at most: empty grid cells (7 panels: 8 cells), gutters, borders, captions, title
 
 
 def compose_page(
@@ -89,6 +95,20 @@ def compose_page(
                 )
         y += row_height + caption_height + gutter
     return page
+
+
+def paginate(sizes: list[tuple[int, int]], *, min_side: int = 0, per_page: int = PAGE_PANELS,
+             max_pixels: int = PAGE_PIXELS) -> list[range]:
+    """The panels of each page, in story order: at most ``per_page`` a page, fewer where the largest
+    panel (``sizes`` are (width, height), enlarged as :func:`compose_page` would for ``min_side``) would
+    make the page exceed ``max_pixels``, at least one; the pages are filled evenly (13 panels: 7 + 6)."""
+    if not sizes:
+        return []
+    largest = max(w * h * math.ceil(min_side / max(w, h)) ** 2 if max(w, h) < min_side else w * h for w, h in sizes)
+    fit = max(1, min(per_page, int(max_pixels / (PAGE_OVERHEAD * largest))))
+    pages = math.ceil(len(sizes) / fit)
+    size = math.ceil(len(sizes) / pages)
+    return [range(start, min(start + size, len(sizes))) for start in range(0, len(sizes), size)]
 
 
 def _enlarged(image: Image.Image, min_side: int) -> Image.Image:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import sys
@@ -23,34 +22,6 @@ class Cluster:
     workers: int | None = None  # None: as many as the cluster holds; 0: this process, without Ray
     gpus: float | None = None  # per worker; None: 1 where the workers' machines have a GPU, else 0
     cpus: float = 1.0  # per worker
-
-
-def add_cluster_args(p: argparse.ArgumentParser, unit: str, ray_by_default: bool = True) -> None:
-    """``--ray-address``, ``--workers`` and the resources of each worker (one ``unit`` at a time).
-
-    Without ``ray_by_default`` the command runs in this process unless one of the first two is given.
-    """
-    g = p.add_argument_group("workers (Ray, optional: see docs/dist.md)")
-    g.add_argument("--ray-address", metavar="ADDR",
-                   help="an existing Ray cluster: 'auto' on one of its nodes, or ray://HEAD:10001 "
-                        f"(default: {'start Ray on this machine' if ray_by_default else 'no Ray, unless --workers'})")
-    g.add_argument("--workers", type=int, metavar="N",
-                   help="worker processes, each loading the model once (default: "
-                        f"{'as many as' if ray_by_default else 'with --ray-address, as many as'} the cluster's "
-                        "resources hold; 0: one after another in this process, without Ray)")
-    g.add_argument(f"--gpus-per-{unit}", dest="gpus", type=float, metavar="G",
-                   help="GPUs each worker asks for (default: 1 where the cluster, or this machine, has GPUs, "
-                        "else 0; 0.5 puts two workers on a GPU)")
-    g.add_argument(f"--cpus-per-{unit}", dest="cpus", type=float, default=1.0, metavar="C",
-                   help="CPU cores each worker asks for, and its torch threads (default 1)")
-
-
-def cluster_from_args(args: argparse.Namespace) -> Cluster:
-    if args.workers is not None and args.workers < 0:
-        raise ClusterError(f"--workers {args.workers}: give a number of workers, or 0 to run in this process")
-    if (args.gpus is not None and args.gpus < 0) or args.cpus <= 0:
-        raise ClusterError("GPUs per worker must be 0 or more, and CPUs per worker more than 0")
-    return Cluster(args.ray_address, args.workers, args.gpus, args.cpus)
 
 
 def import_ray() -> ModuleType | None:

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from sketchstory.pipeline.story_files import story_files, story_name
-from sketchstory.story import Story, StoryError, check_sketches, load_story, parse_story
+from sketchstory.story import MAX_STORY_BYTES, Story, StoryError, check_sketches, load_story, parse_story
 
 REPORT_NAME = "batch.json"  # the batch report beside the stories' folders: no story may take its name
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 ENVELOPE_KEYS = {"name", "folder", "story"}
+MAX_JSONL_BYTES = 16 * MAX_STORY_BYTES  # 256 MiB: thousands of ordinary stories; read before parsing, so bounded
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,12 @@ def _from_folder(folder: Path) -> list[StoryTask]:
 
 def _from_jsonl(path: Path, allow_outside: bool) -> list[StoryTask]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with path.open("rb") as file:  # no more than the limit: the whole file is held in memory
+            data = file.read(MAX_JSONL_BYTES + 1)
+        if len(data) > MAX_JSONL_BYTES:
+            raise StoryError([f"{path} is larger than {MAX_JSONL_BYTES // 2**20} MiB, the limit for a JSONL file "
+                              "of stories: split it into several files, one batch each"])
+        lines = data.decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise StoryError([f"cannot read {path}: {error}"]) from None
     tasks = [_from_line(path, number, line, allow_outside) for number, line in enumerate(lines, 1) if line.strip()]

@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
     """Add ``batch`` to the ``sketchstory`` subparsers."""
     from sketchstory.commands.args import bounded
     from sketchstory.commands.settings import add_settings_args
-    from sketchstory.batch.cluster import add_cluster_args
+    from sketchstory.commands.workers import add_cluster_args
 
     p = subparsers.add_parser(
         "batch", help="render many stories (a folder or JSONL) on Ray workers: retried, resumable, reported",
@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
 def cmd_batch(args: argparse.Namespace) -> int:
     from sketchstory.commands.settings import settings_overrides
     from sketchstory.batch.stories import run_batch
-    from sketchstory.batch.cluster import cluster_from_args
+    from sketchstory.commands.workers import cluster_from_args
     from sketchstory.batch.inputs import REPORT_NAME, read_tasks, with_story
 
     cluster = cluster_from_args(args)

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from sketchstory.pipeline.runner import RunOptions, generate
+    from sketchstory.pipeline.runner import RunOptions, generate, strip_pages
     from sketchstory.story import load_story
 
     story = load_story(args.story).with_settings(settings_overrides(args), "command-line settings")
@@ -45,6 +45,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if report.missing:
         print(f"panel(s) {','.join(map(str, report.missing))} not rendered yet (not in --only): "
               "run without --only, or with --resume, to render them")
-    if (args.out / "strip.png").exists():
-        print(f"comic strip: {args.out / 'strip.png'}")
+    if pages := strip_pages(args.out):
+        more = f" (continued in {', '.join(p.name for p in pages[1:])})" if pages[1:] else ""
+        print(f"comic strip: {pages[0]}{more}")
     return 0

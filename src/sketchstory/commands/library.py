@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``library`` and its subcommands to the ``sketchstory`` subparsers."""
-    from sketchstory.batch.cluster import add_cluster_args
+    from sketchstory.commands.workers import add_cluster_args
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--library", type=Path, metavar="DIR",
@@ -108,7 +108,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     with Library.writer(root, side=args.side) as library:
         try:
             if distributed:
-                from sketchstory.batch.cluster import cluster_from_args
+                from sketchstory.commands.workers import cluster_from_args
                 from sketchstory.batch.library import build_library_distributed
 
                 report = build_library_distributed(library, prompts, args.model, cluster_from_args(args),

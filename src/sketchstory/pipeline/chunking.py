@@ -46,6 +46,12 @@ def activation_bytes(shapes: list[LayerShape], first_layer: int, sources: int, t
     return branches * element * (held + max(work(i, s) for i, s in enumerate(shapes)))
 
 
+def chunk_bytes(size: int, panels: int, per_panel: int, bank_panel: int, retained: int) -> int:
+    """Estimated peak of denoising ``size`` of ``panels`` panels at once: the chunk's activations, and
+    the MAGA memory it reads plus what it records (arguments as in :func:`plan_chunk`)."""
+    return size * per_panel + min(retained + size, panels) * bank_panel
+
+
 def plan_chunk(panels: int, per_panel: int, bank_panel: int, retained: int, available: int | None,
                limit: int = 0) -> ChunkPlan:
     """The chunk size for ``panels`` panels to denoise.
@@ -60,8 +66,8 @@ def plan_chunk(panels: int, per_panel: int, bank_panel: int, retained: int, avai
         return ChunkPlan(1, "sequential: the free memory is unknown")
     usable = int(available * HEADROOM)
 
-    def need(k: int) -> int:  # the chunk's activations, and the memory it reads plus what it records
-        return k * per_panel + min(retained + k, panels) * bank_panel
+    def need(k: int) -> int:
+        return chunk_bytes(k, panels, per_panel, bank_panel, retained)
 
     top = min(MAX_CHUNK, limit or MAX_CHUNK, panels)
     mib = 2**20

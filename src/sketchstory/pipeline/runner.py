@@ -5,7 +5,7 @@ Output folder::
     panels/panel_00.png        each panel, PNG metadata: story, settings, seed, fingerprint
     conditions/panel_00_canny.png, conditions/panel_00_sketch.png
     memory/panel_00.safetensors   MAGA memory (only with keep_memory), for later incremental runs
-    strip.png  story.json  run.json
+    strip.png (strip_2.png ... for a long story: see layout.paginate)  story.json  run.json
 
 Every file is written atomically the moment it is ready, so an interrupted run keeps every
 finished panel. A panel's *fingerprint* hashes everything its pixels depend on: settings, model,
@@ -36,10 +36,10 @@ from sketchstory.attention.layers import first_maga_layer, self_attention_layers
 from sketchstory.attention.maga import MAGAConfig, MAGARun, install
 from sketchstory.attention.memory import MemoryBank
 from sketchstory.attention.policy import MemoryPolicy, parse_policy
-from sketchstory.layout import compose_page
+from sketchstory.layout import compose_page, paginate
 from sketchstory.models import Components, available_bytes, load, resolve_spec
 from sketchstory.outputs import output_folder
-from sketchstory.pipeline.chunking import ChunkPlan, activation_bytes, plan_chunk
+from sketchstory.pipeline.chunking import ChunkPlan, activation_bytes, chunk_bytes, plan_chunk
 from sketchstory.pipeline.conditions import PanelInputs, Sketch, prepare_inputs, read_sketches
 from sketchstory.pipeline.stage2 import (
     PanelJob,
@@ -56,6 +56,7 @@ from sketchstory.story import Story
 from sketchstory.tokenizer import long_prompts
 
 log = logging.getLogger(__name__)
+STRIP_MIN_SIDE = 256  # smaller panels are enlarged on the strip, to leave room for their captions
 NO_MEMORY = MemoryPolicy()
 CPU_SLOW_PIXELS = 768 * 768  # beyond this a CPU render of SD1.5 takes minutes per panel
 
@@ -91,6 +92,19 @@ class RunReport:
 
 def panel_path(out: Path, n: int) -> Path:
     return out / "panels" / f"panel_{n:02d}.png"
+
+
+def strip_path(out: Path, page: int) -> Path:
+    """The comic strip's ``page`` (from 0): ``strip.png``, then ``strip_2.png``, ``strip_3.png`` ..."""
+    return out / ("strip.png" if page == 0 else f"strip_{page + 1}.png")
+
+
+def strip_pages(out: Path) -> list[Path]:
+    """The strip's pages in ``out``, in order, as far as they run without a gap."""
+    pages: list[Path] = []
+    while (path := strip_path(out, len(pages))).is_file():
+        pages.append(path)
+    return pages
 
 
 def memory_path(out: Path, n: int) -> Path:
@@ -227,6 +241,10 @@ class StoryRun:
         if s.mode == "batched":
             size = max(1, min(s.chunk_size or panels, panels))  # 1 where nothing is left to denoise
             return ChunkPlan(size, f"batched mode, chunk_size {s.chunk_size or 'all'}")
+        return plan_chunk(panels, *self._panel_estimates(), available_bytes(self.components.device), s.chunk_size)
+
+    def _panel_estimates(self) -> tuple[int, int, int]:
+        """(one panel's activations, one panel's MAGA memory, panels the memory keeps), in bytes and panels."""
         c, sp = self.components, self.sampling
         shapes = layer_shapes(c.unet, (sp.height // c.vae_scale, sp.width // c.vae_scale))
         branches, element = 2 if sp.guidance_scale > 1 else 1, c.dtype.itemsize
@@ -235,8 +253,24 @@ class StoryRun:
         per_panel = activation_bytes(shapes, cfg.first_layer, sources, cfg.token_budget, branches, element)
         bank = panel_bytes(shapes, cfg.first_layer, sp.steps - cfg.start_step, branches, element,
                            cfg.token_budget) if sources else 0
-        return plan_chunk(panels, per_panel, bank, retained_panels(self.policy, n_story),
-                          available_bytes(c.device), s.chunk_size)
+        return per_panel, bank, retained_panels(self.policy, n_story)
+
+    def memory_warning(self, plan: ChunkPlan, panels: int) -> str | None:
+        """Said before the work when the run's estimated peak (beyond the loaded model) exceeds the free memory."""
+        available = available_bytes(self.components.device)
+        if available is None or panels == 0:
+            return None
+        per_panel, bank, retained = self._panel_estimates()
+        need = chunk_bytes(plan.size, panels, per_panel, bank, retained)
+        if need <= available:
+            return None
+        s, mib = self.story.settings, 2**20
+        lower = ["a smaller --size"] + (["--mode sequential"] if plan.size > 1 else [])
+        if bank:
+            lower.append("a smaller --token-budget (or --memory-budget-mb)")
+        return (f"this run needs about {need / mib:.0f} MiB beyond the model ({plan.size} panel(s) at a time at "
+                f"{s.width}x{s.height}), more than the {available / mib:.0f} MiB free on {self.components.device}: "
+                f"it may run out of memory; lower it with {', '.join(lower)}")
 
     @staticmethod
     def _chunks(panels: list[int], size: int) -> list[list[int]]:
@@ -246,7 +280,7 @@ class StoryRun:
         start = time.perf_counter()
         render, recompute, load_mem = self.plan()
         report = RunReport(self.out, rendered=render, recomputed=recompute,
-                           warnings=self.warnings)
+                           warnings=list(self.warnings))
         for n in (n for n in range(len(self.story.panels)) if n not in render):
             (report.reused if panel_path(self.out, n).is_file() else report.missing).append(n)
         c = self.components
@@ -257,6 +291,9 @@ class StoryRun:
         compute = sorted(set(render) | set(recompute))
         jobs = {j.index: j for j in self._jobs(compute, run)}
         plan = self.chunk_plan(len(compute))
+        if (warning := self.memory_warning(plan, len(compute))) is not None:
+            log.warning(warning)
+            report.warnings.append(warning)
         scheduler = prepared_scheduler(c, self.sampling)  # set up once; each chunk denoises with a fresh copy
         chunks = self._chunks(compute, plan.size)
         timings: dict[int, float] = {}
@@ -312,7 +349,13 @@ class StoryRun:
         if all(p.exists() for p in panels):
             images = [Image.open(p).convert("RGB") for p in panels]
             captions = [panel.caption for panel in self.story.panels]
-            save_png(compose_page(images, captions, title=self.story.title, min_side=256), self.out / "strip.png")
+            pages = paginate([image.size for image in images], min_side=STRIP_MIN_SIDE)
+            for k, page in enumerate(pages):
+                title = self.story.title if len(pages) == 1 else f"{self.story.title or ''} ({k + 1}/{len(pages)})".lstrip()
+                save_png(compose_page([images[i] for i in page], [captions[i] for i in page], title=title,
+                                      min_side=STRIP_MIN_SIDE), strip_path(self.out, k))
+            for stale in strip_pages(self.out)[len(pages):]:  # a longer story's pages, rendered here before
+                stale.unlink()
         atomic_write_text(self.out / "story.json", self.story.to_json())
         peak_cuda = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
         info = {

@@ -30,6 +30,7 @@ from PIL import Image
 
 from sketchstory.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 from sketchstory.library.resolve import resolve as resolve_library
+from sketchstory.pipeline.runner import strip_pages
 from sketchstory.story import LIBRARY_PREFIX, Panel, Story, StoryError, load_story, resolve_sketch, save_story, story_lock
 from sketchstory.ui.settings_form import follow_model
 
@@ -291,8 +292,8 @@ class Workspace:
 
     def stopped(self) -> None:
         """A render was stopped: the strip and run.json describe an older run now, so they go."""
-        for name in ("strip.png", "run.json"):
-            (self.out / name).unlink(missing_ok=True)
+        for path in [*strip_pages(self.out), self.out / "run.json"]:
+            path.unlink(missing_ok=True)
 
     def results_zip(self) -> Path:
         """One zip of the latest render: panels, strip, conditions, run info, and the story with its sketches.
@@ -305,9 +306,9 @@ class Workspace:
             raise StoryError(["nothing to download yet: generate the story first"])
         folder = slug(results.story.title)
         files: dict[str, Path] = {}
-        for name in ("story.json", "run.json", "strip.png"):
-            if (self.out / name).is_file():
-                files[name] = self.out / name
+        for path in [self.out / "story.json", self.out / "run.json", *strip_pages(self.out)]:
+            if path.is_file():
+                files[path.name] = path
         for n, path in enumerate(results.panels):
             if path is not None:
                 files[f"panels/{path.name}"] = path
