@@ -301,36 +301,28 @@ def resolve_sketch(story_dir: Path, ref: str) -> Path:
 
 def check_sketches(story: Story, story_dir: Path) -> list[str]:
     """Problems with the sketch files a story refers to (library references are checked by the library)."""
-    problems = []
-    for i, panel in enumerate(story.panels):
-        if panel.sketch is None or panel.sketch.startswith(LIBRARY_PREFIX):
-            continue
-        try:
-            path = resolve_sketch(story_dir, panel.sketch)
-        except ValueError as e:
-            problems.append(f"panels[{i}].sketch: {e}")
-            continue
-        if path.is_dir():
-            problems.append(f"panels[{i}].sketch: {panel.sketch} is a folder: name the image file in it")
-        elif not path.is_file():
-            problems.append(f"panels[{i}].sketch: file not found: {panel.sketch}")
-    return problems
+    return [problem for i, panel in enumerate(story.panels)
+            if panel.sketch is not None and not panel.sketch.startswith(LIBRARY_PREFIX)
+            for problem in _check_file(f"panels[{i}].sketch", story_dir, panel.sketch)]
 
 
 def check_references(story: Story, story_dir: Path) -> list[str]:
     """Problems with the characters' reference pictures."""
-    problems = []
-    for i, character in enumerate(story.characters):
-        if character.reference is None:
-            continue
-        try:
-            path = resolve_sketch(story_dir, character.reference)
-        except ValueError as e:
-            problems.append(f"characters[{i}].reference: {e}")
-            continue
-        if not path.is_file():
-            problems.append(f"characters[{i}].reference: file not found: {character.reference}")
-    return problems
+    return [problem for i, character in enumerate(story.characters) if character.reference is not None
+            for problem in _check_file(f"characters[{i}].reference", story_dir, character.reference)]
+
+
+def _check_file(field: str, story_dir: Path, ref: str) -> list[str]:
+    """What is wrong with the picture file ``ref`` names inside the story folder (nothing: [])."""
+    try:
+        path = resolve_sketch(story_dir, ref)
+    except ValueError as e:
+        return [f"{field}: {e}"]
+    if path.is_dir():
+        return [f"{field}: {ref} is a folder: name the image file in it"]
+    if not path.is_file():
+        return [f"{field}: file not found: {ref}"]
+    return []
 
 
 def load_story(path: Path, *, check_files: bool = True) -> Story:

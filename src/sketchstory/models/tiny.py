@@ -32,8 +32,12 @@ def tiny_unet() -> UNet2DConditionModel:
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=HIDDEN, attention_head_dim=8, norm_num_groups=32,
     )
-    # Default init gives near-uniform self-attention, where sharing keys barely matters; sharper
-    # logits (as trained models have) make MAGA's effect, and any bug in it, visible in tests.
+    return sharpen_self_attention(unet)
+
+
+def sharpen_self_attention(unet: torch.nn.Module) -> torch.nn.Module:
+    """Default init gives near-uniform self-attention, where sharing keys barely matters; sharper
+    logits (as trained models have) make MAGA's effect, and any bug in it, visible in tests."""
     with torch.no_grad():
         for name, module in unet.named_modules():
             if name.endswith("attn1"):

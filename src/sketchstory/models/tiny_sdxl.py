@@ -17,7 +17,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 from sketchstory.models.components import Components
 from sketchstory.models.device import place
 from sketchstory.models.specs import REGISTRY
-from sketchstory.models.tiny import BLOCKS, tiny_scheduler_config, tiny_vae
+from sketchstory.models.tiny import BLOCKS, sharpen_self_attention, tiny_scheduler_config, tiny_vae
 from sketchstory.tokenizer import clip_tokenizer
 
 if TYPE_CHECKING:
@@ -38,12 +38,7 @@ _UNET_SHAPE = {
 def tiny_sdxl_unet() -> UNet2DConditionModel:
     unet = UNet2DConditionModel(sample_size=16, out_channels=4, up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
                                 **_UNET_SHAPE)
-    with torch.no_grad():  # sharper self-attention, as in tiny.tiny_unet, so MAGA's effect shows
-        for name, module in unet.named_modules():
-            if name.endswith("attn1"):
-                module.to_q.weight.mul_(4.0)
-                module.to_k.weight.mul_(4.0)
-    return unet
+    return sharpen_self_attention(unet)
 
 
 def tiny_sdxl_controlnet() -> ControlNetModel:
