@@ -90,6 +90,22 @@ def test_a_file_that_is_not_a_picture_keeps_the_sketch(page: sync_api.Page, serv
     assert saved(ws)["panels"][0]["sketch"] == before
 
 
+def test_the_upload_prompt_is_not_written_over_a_sketch(page: sync_api.Page) -> None:
+    """A11y: with the image tool chosen, Gradio's "Upload an image" prompt is not written over a panel's sketch."""
+    prompt = page.locator("#sketch-canvas .empty.wrap", has_text="select the draw tool")
+    canvas = page.locator("#sketch-canvas")
+    open_panel(page, 3, "the wizard meets a creature")
+    sync_api.expect(canvas).not_to_have_class(re.compile("has-sketch"))
+    for n, text in ((1, "a young wizard stands in a forest"), (2, "the wizard finds a blue hat")):
+        open_panel(page, n, text)
+        sync_api.expect(canvas).to_have_class(re.compile("has-sketch"))
+        page.locator("#sketch-canvas button[aria-label=Image]").click()
+        sync_api.expect(prompt).to_have_count(1)  # Gradio renders it (the image tool, no history) ...
+        sync_api.expect(prompt).to_be_hidden()  # ... and the page's CSS hides it
+        page.locator("#sketch-canvas button[aria-label=Brush]").click()
+    open_panel(page, 1, "a young wizard stands in a forest")
+
+
 def test_a_big_seed_survives_the_round_trip(page: sync_api.Page, served) -> None:
     """Item 2: a seed above 2**53 is shown and saved digit for digit, also after switching panels."""
     _, ws = served

@@ -40,6 +40,7 @@ button[role="tab"][aria-selected="true"] { color: #9a3412 !important; }
 button.stop, #delete-panel, #stop { background: #b91c1c !important; color: #fff !important; }
 button.primary { background: #c2410c !important; color: #fff !important; }
 #canny-preview .image-container { padding-top: 2.2em; }  /* its label no longer covers the image */
+#sketch-canvas.has-sketch .empty.wrap { display: none; }  /* the upload prompt, over a sketch */
 #render-status td, #render-status th { word-break: keep-all; overflow-wrap: normal; }
 @media (max-width: 640px) {
   #render-main { order: -1; }  /* Generate first on a phone, settings below */
