@@ -175,6 +175,22 @@ def test_generate_is_reachable_at_the_top_and_screenshots(page: sync_api.Page, w
     page.set_viewport_size({"width": 1400, "height": 1000})
 
 
+def test_the_canvas_toolbar_does_not_cover_the_drawing_on_a_phone(page: sync_api.Page) -> None:
+    """Small screens: at 390 px the drawing area starts right of the editor's floating toolbar."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.get_by_role("tab", name="1 · Story and sketches").click()
+        toolbar = page.locator("#sketch-canvas .toolbar-wrap")
+        canvas = page.locator("#sketch-canvas .pixi-target canvas")
+        sync_api.expect(canvas).to_be_visible()
+        page.wait_for_timeout(500)  # the editor resizes its canvas to the new width
+        tools, drawing = toolbar.bounding_box(), canvas.bounding_box()
+        assert tools is not None and drawing is not None
+        assert tools["x"] + tools["width"] <= drawing["x"], f"toolbar {tools} covers the canvas {drawing}"
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+
+
 def test_opening_a_smaller_story_resets_the_panel_and_keeps_the_old_story(
         page: sync_api.Page, served, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """Items 6 and 10: with panel 3 open, a 1-panel story opens without a Radio error or a traceback."""

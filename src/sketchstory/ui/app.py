@@ -44,6 +44,9 @@ button.primary { background: #c2410c !important; color: #fff !important; }
 #render-status td, #render-status th { word-break: keep-all; overflow-wrap: normal; }
 @media (max-width: 640px) {
   #render-main { order: -1; }  /* Generate first on a phone, settings below */
+  /* The canvas starts right of the editor's floating toolbar, which otherwise covers the drawing. */
+  #sketch-canvas .pixi-target, #sketch-canvas .pixi-target-crop {
+    margin-left: 52px !important; width: calc(100% - 52px) !important; }
 }
 """
 
