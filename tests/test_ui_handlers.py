@@ -44,7 +44,7 @@ def test_load_restores_the_autosaved_story_and_starts_a_new_one_when_it_is_broke
     h, w = page
     out = h.load()
     assert out[w.title] == "Test story" and out[w.story] == h.ws.load()
-    assert out[w.selector].value == 0 and out[w.editor]["layers"]  # panel 1 has a sketch
+    assert out[w.selector].value == 0 and out[w.editor]["value"]["layers"]  # panel 1 has a sketch
     h.ws.story_path.write_text("{not json")
     with pytest.warns(UserWarning, match="unreadable.*not valid JSON.*kept as .*story.unreadable-1.json"):
         out = h.load()
@@ -89,7 +89,8 @@ def test_the_canvas_ignores_its_echo_and_saves_real_drawings(page) -> None:
     cleared = h.remove_sketch(out[w.story], 2)
     assert cleared[w.story].panels[2].sketch is None and cleared[w.canny] is None
     uploaded = h.upload_drawing(story, 2, {**echo, "background": stroke(700)})
-    assert uploaded[w.story].panels[2].sketch.startswith("sketches/") and uploaded[w.editor]["layers"]  # shown cleaned
+    assert uploaded[w.story].panels[2].sketch.startswith("sketches/")
+    assert uploaded[w.editor]["value"]["layers"]  # shown cleaned
 
 
 def test_sketch_edits_make_new_files_and_need_a_sketch(page) -> None:
@@ -159,7 +160,7 @@ def test_an_empty_canvas_keeps_the_sketch_and_says_why(page) -> None:
     out = h.draw(story, 0, {"background": Image.new("RGB", (512, 512), "white"), "layers": [],
                             "composite": Image.new("RGB", (512, 512), "white")})
     assert w.story not in out and h.ws.load().panels[0].sketch == before
-    assert "sketch is kept" in out[w.panel_note] and out[w.editor]["layers"]  # shown again on the canvas
+    assert "sketch is kept" in out[w.panel_note] and out[w.editor]["value"]["layers"]  # shown again on the canvas
 
 
 def test_a_huge_upload_is_reduced_and_saved_quickly(page) -> None:
@@ -173,7 +174,7 @@ def test_a_huge_upload_is_reduced_and_saved_quickly(page) -> None:
     started = time.perf_counter()
     out = h.upload_drawing(story, 2, {"background": big, "layers": [], "composite": None})
     assert time.perf_counter() - started < 10
-    assert out[w.story].panels[2].sketch.startswith("sketches/") and out[w.editor]["layers"]
+    assert out[w.story].panels[2].sketch.startswith("sketches/") and out[w.editor]["value"]["layers"]
 
 
 def test_seeds_round_trip_exactly_through_the_page(page) -> None:

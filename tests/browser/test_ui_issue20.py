@@ -90,6 +90,22 @@ def test_a_file_that_is_not_a_picture_keeps_the_sketch(page: sync_api.Page, serv
     assert saved(ws)["panels"][0]["sketch"] == before
 
 
+def test_the_upload_prompt_is_not_written_over_a_sketch(page: sync_api.Page) -> None:
+    """A11y: with the image tool chosen, Gradio's "Upload an image" prompt is not written over a panel's sketch."""
+    prompt = page.locator("#sketch-canvas .empty.wrap", has_text="select the draw tool")
+    canvas = page.locator("#sketch-canvas")
+    open_panel(page, 3, "the wizard meets a creature")
+    sync_api.expect(canvas).not_to_have_class(re.compile("has-sketch"))
+    for n, text in ((1, "a young wizard stands in a forest"), (2, "the wizard finds a blue hat")):
+        open_panel(page, n, text)
+        sync_api.expect(canvas).to_have_class(re.compile("has-sketch"))
+        page.locator("#sketch-canvas button[aria-label=Image]").click()
+        sync_api.expect(prompt).to_have_count(1)  # Gradio renders it (the image tool, no history) ...
+        sync_api.expect(prompt).to_be_hidden()  # ... and the page's CSS hides it
+        page.locator("#sketch-canvas button[aria-label=Brush]").click()
+    open_panel(page, 1, "a young wizard stands in a forest")
+
+
 def test_a_big_seed_survives_the_round_trip(page: sync_api.Page, served) -> None:
     """Item 2: a seed above 2**53 is shown and saved digit for digit, also after switching panels."""
     _, ws = served
@@ -157,6 +173,22 @@ def test_generate_is_reachable_at_the_top_and_screenshots(page: sync_api.Page, w
     shot(page, f"issue20-{width}-render")
     page.get_by_role("tab", name="1 · Story and sketches").click()
     page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_the_canvas_toolbar_does_not_cover_the_drawing_on_a_phone(page: sync_api.Page) -> None:
+    """Small screens: at 390 px the drawing area starts right of the editor's floating toolbar."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.get_by_role("tab", name="1 · Story and sketches").click()
+        toolbar = page.locator("#sketch-canvas .toolbar-wrap")
+        canvas = page.locator("#sketch-canvas .pixi-target canvas")
+        sync_api.expect(canvas).to_be_visible()
+        page.wait_for_timeout(500)  # the editor resizes its canvas to the new width
+        tools, drawing = toolbar.bounding_box(), canvas.bounding_box()
+        assert tools is not None and drawing is not None
+        assert tools["x"] + tools["width"] <= drawing["x"], f"toolbar {tools} covers the canvas {drawing}"
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
 
 
 def test_opening_a_smaller_story_resets_the_panel_and_keeps_the_old_story(

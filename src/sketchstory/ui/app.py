@@ -40,9 +40,13 @@ button[role="tab"][aria-selected="true"] { color: #9a3412 !important; }
 button.stop, #delete-panel, #stop { background: #b91c1c !important; color: #fff !important; }
 button.primary { background: #c2410c !important; color: #fff !important; }
 #canny-preview .image-container { padding-top: 2.2em; }  /* its label no longer covers the image */
+#sketch-canvas.has-sketch .empty.wrap { display: none; }  /* the upload prompt, over a sketch */
 #render-status td, #render-status th { word-break: keep-all; overflow-wrap: normal; }
 @media (max-width: 640px) {
   #render-main { order: -1; }  /* Generate first on a phone, settings below */
+  /* The canvas starts right of the editor's floating toolbar, which otherwise covers the drawing. */
+  #sketch-canvas .pixi-target, #sketch-canvas .pixi-target-crop {
+    margin-left: 52px !important; width: calc(100% - 52px) !important; }
 }
 """
 

@@ -59,6 +59,12 @@ def problems(err: StoryError) -> str:
     return NOT_APPLIED + "; ".join(err.problems)
 
 
+def shown_on_canvas(value: dict) -> dict:
+    """The editor showing ``value``, marked ``has-sketch`` when it holds one: the page's CSS then hides
+    Gradio's "Upload an image or select the draw tool" prompt, which it would write over the sketch."""
+    return gr.update(value=value, elem_classes=["has-sketch"] if value["layers"] else [])
+
+
 def user_error(message: str) -> gr.Error:
     """An error the user can fix: shown in the page, no traceback in the console."""
     return gr.Error(message, print_exception=False)
@@ -103,8 +109,8 @@ class Handlers:
             except SketchError as e:
                 note = f"The sketch cannot be used: {e}"
         return {w.selector: gr.Radio(choices=state.panel_choices(story), value=index), w.prompt: panel.prompt,
-                w.caption: panel.caption or "", w.seed: state.seed_text(panel.seed), w.editor: value, w.canny: canny,
-                w.panel_note: note, w.storyboard: self.storyboard(story)}
+                w.caption: panel.caption or "", w.seed: state.seed_text(panel.seed), w.editor: shown_on_canvas(value),
+                w.canny: canny, w.panel_note: note, w.storyboard: self.storyboard(story)}
 
     def settings_view(self, story: Story) -> Update:
         return dict(zip(self.w.settings, values_of(story.settings), strict=True)) | {self.w.settings_note: ""}
@@ -311,7 +317,7 @@ class Handlers:
         if same_sketch(sketch, current):
             return self.unchanged()
         if sketch is None and current is not None:
-            return {w.editor: editor_value(self.ws.sketch_file(story, index), size),
+            return {w.editor: shown_on_canvas(editor_value(self.ws.sketch_file(story, index), size)),
                     w.panel_note: "**The canvas came back empty, so the sketch is kept** (a file that is not a "
                                   "picture, or every line erased). To take the sketch off this panel, press "
                                   "*Remove sketch*."}
