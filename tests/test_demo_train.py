@@ -151,3 +151,12 @@ def test_shipped_weights_load_and_run_at_the_expected_shapes() -> None:
     assert len(heads) == 7 and min(heads) >= 2
     size = sum(f.stat().st_size for f in WEIGHTS_DIR.rglob("*") if f.is_file())
     assert size < 25e6
+
+
+def test_init_that_is_not_a_model_folder_is_refused_before_any_work(tmp_path, capsys):
+    from sketchstory.demo.train import main as train_main
+
+    with pytest.raises(SystemExit) as e:
+        train_main(["--init", str(tmp_path / "nowhere"), "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "w")])
+    assert e.value.code == 2 and "not a model folder" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -129,7 +129,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = TrainConfig(**vars(_parser().parse_args(argv)))
+    parser = _parser()
+    cfg = TrainConfig(**vars(parser.parse_args(argv)))
+    if cfg.init and not (Path(cfg.init) / "model_index.json").is_file():
+        parser.error(f"--init {cfg.init}: not a model folder (no model_index.json); give a diffusers folder such as "
+                     "src/sketchstory/demo/weights")
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     # The package logger, not the root one: the log file gets only this run's lines.
     demo_log = logging.getLogger("sketchstory.demo")
