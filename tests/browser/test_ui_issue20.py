@@ -213,3 +213,35 @@ def test_opening_a_smaller_story_resets_the_panel_and_keeps_the_old_story(
     assert "Traceback" not in err and "not in the list of choices" not in err
 
 
+
+
+# The words of the render table (headers and cells) that the browser split over two lines ("pa" / "nel").
+BROKEN_WORDS = """() => [...document.querySelectorAll('#render-status th, #render-status td')].flatMap(cell => {
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT), broken = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const m of node.data.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+      if (tops.size > 1) broken.push(m[0]);
+    }
+  }
+  return broken;
+})"""
+
+
+def test_the_results_table_does_not_break_words_on_a_phone(page: sync_api.Page) -> None:
+    """Small screens: at 390 px the render table's cells wrap between words, never inside one ("pa nel")."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.get_by_role("tab", name="2 · Render").click()
+        page.locator("#generate").click()
+        status = page.locator("#render-status")
+        sync_api.expect(status).to_contain_text("Done", timeout=120_000)
+        sync_api.expect(status.locator("th")).to_have_count(3)
+        shot(page, "issue20-390-results")
+        assert page.evaluate(BROKEN_WORDS) == []
+    finally:
+        page.get_by_role("tab", name="1 · Story and sketches").click()
+        page.set_viewport_size({"width": 1400, "height": 1000})
