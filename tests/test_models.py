@@ -12,13 +12,16 @@ from sketchstory.models import REGISTRY, ModelLoadError, load, resolve_spec
 from sketchstory.tokenizer import clip_tokenizer
 
 
-def test_hub_model_offline_says_what_to_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "hub_id"), [("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5"),
+                                               ("sdxl", "stabilityai/stable-diffusion-xl-base-1.0")])
+def test_hub_model_offline_says_what_to_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str,
+                                             hub_id: str) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache
     with pytest.raises(ModelLoadError) as err:
-        load(REGISTRY["sd15"], "cpu")
+        load(REGISTRY[name], "cpu")
     msg = str(err.value)
-    assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in msg and "HF_HUB_OFFLINE" in msg
+    assert hub_id in msg and "HF_HUB_OFFLINE" in msg
     assert "--model DIR" in msg and "huggingface-cli download" in msg
 
 
