@@ -55,13 +55,16 @@ def test_library_list_into_a_closed_pipe_exits_0_without_a_message(tmp_path, mon
 
 
 def test_sigterm_keeps_finished_panels_and_exits_143_with_one_line(tmp_path) -> None:
-    path = write_story(tmp_path / "s", 3, steps=60)
+    # Sequential, so that panels finish one at a time: in auto mode the three panels of one chunk finish
+    # together and the run may end before the signal arrives (then the default handler gives -15).
+    path = write_story(tmp_path / "s", 6, steps=60, mode="sequential")
     out = tmp_path / "out"
     proc = sketchstory_process("generate", str(path), "-o", str(out), "-q", stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while not (out / "panels" / "panel_00.png").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before panel 0 was seen; nothing to interrupt"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
