@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from sketchstory.demo.study import CONFIGS, DESIGNS, design_story, paired_difference, run_study, table
+from sketchstory.demo.study import (
+    CONFIGS,
+    DESIGNS,
+    design_story,
+    paired_difference,
+    run_study,
+    table,
+    without_and_with_maga,
+)
 from sketchstory.models import DEMO_DIR, load, resolve_spec
 
 
@@ -16,6 +25,21 @@ def test_study_scores_each_configuration() -> None:
         assert len(result["score"]) == 1 and 0.0 <= result["score"][0] <= 1.0
         assert result["unspoken_de"][0] >= 0.0 and 0.0 <= result["f1"][0] <= 1.0 and result["spoken"][0] in (0.0, 1.0)
     assert "| no MAGA |" in table(study) and "(+" in table(study) or "(-" in table(study)
+
+
+@pytest.mark.skipif(not (DEMO_DIR / "unet").is_dir(), reason="demo weights not present")
+def test_the_figure_renders_its_second_row_with_maga(tmp_path) -> None:
+    """The rows differ only by MAGA: panel 0 (empty memory) is the same in both, panel 1 is not.
+
+    (The first row's "MAGA off" once leaked into the second, so both rows were without MAGA.)
+    """
+    from conftest import write_story
+
+    story = write_story(tmp_path / "s", 2, model="demo", width=64, height=64, steps=4,
+                        maga={"start_layer": 0, "start_step": 0})
+    (off0, off1), (on0, on1) = without_and_with_maga(load(resolve_spec("demo")), story)
+    assert np.array_equal(np.asarray(off0), np.asarray(on0))
+    assert np.abs(np.asarray(off1, float) - np.asarray(on1, float)).mean() > 0.5
 
 
 @pytest.mark.parametrize("design", DESIGNS)

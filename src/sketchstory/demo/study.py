@@ -182,18 +182,26 @@ def table(study: dict, baseline: str = "no MAGA") -> str:
     return "\n".join(lines)
 
 
-def figure(components: Components, story_file: Path, out: Path) -> Path:
-    """A story rendered without and with MAGA (shipped defaults), a row each: the README's first picture."""
+def without_and_with_maga(components: Components, story_file: Path) -> list[list[Image.Image]]:
+    """The story's panels rendered with MAGA off, then with the story's own MAGA settings."""
     doc = json.loads(story_file.read_text())
+    settings = doc.get("settings", {})
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for c, name in enumerate(("no MAGA", "MAGA defaults")):
-            doc["settings"] = doc.get("settings", {}) | CONFIGS[name]
+            doc["settings"] = settings | CONFIGS[name]  # each row from the story's own settings
             run = Path(tmp) / str(c)
             generate(parse_story(doc, str(story_file)), story_file.parent, run, RunOptions(progress=False), components)
-            rows.append([[Image.open(panel_path(run, n)).convert("RGB") for n in range(len(doc["panels"]))]])
+            rows.append([Image.open(panel_path(run, n)).convert("RGB") for n in range(len(doc["panels"]))])
+    return rows
+
+
+def figure(components: Components, story_file: Path, out: Path) -> Path:
+    """A story rendered without and with MAGA, a row each: the README's first picture."""
+    rows = without_and_with_maga(components, story_file)
+    title = json.loads(story_file.read_text()).get("title", story_file.parent.name)
+    grid = compose_grid([[row] for row in rows], ["without MAGA", "with MAGA"], [title])
     out.parent.mkdir(parents=True, exist_ok=True)
-    grid = compose_grid(rows, ["without MAGA", "with MAGA"], [doc.get("title", story_file.parent.name)])
     with atomic_path(out) as tmp_png:
         grid.save(tmp_png, format="PNG")
     return out
