@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 from transformers import CLIPTextModel
 
-from sketchstory.models import REGISTRY, ModelLoadError, load, resolve_spec
+from sketchstory.models import DEMO_DIR, REGISTRY, ModelLoadError, load, resolve_spec
 from sketchstory.tokenizer import clip_tokenizer
 
 
@@ -30,6 +31,18 @@ def test_missing_local_paths_are_named(tmp_path: Path) -> None:
         load(resolve_spec(str(tmp_path / "nowhere")), "cpu")
     with pytest.raises(ModelLoadError, match="does not exist"):
         load(resolve_spec("./model.safetensors"), "cpu")
+
+
+def test_a_controlnet_pipeline_folder_brings_its_own_controlnet(tmp_path: Path) -> None:
+    """A folder exported by ``sketchstory.demo.train`` (or any saved ControlNet pipeline) is a whole model."""
+    copy = tmp_path / "my-demo"
+    shutil.copytree(DEMO_DIR, copy)
+    spec = resolve_spec(str(copy))
+    assert spec.controlnet == str(copy / "controlnet")
+    assert load(spec, "cpu").controlnet is not None  # loads offline, no hub ControlNet asked for
+    assert resolve_spec(str(copy), "elsewhere").controlnet == "elsewhere"  # --controlnet still wins
+    shutil.rmtree(copy / "controlnet")
+    assert resolve_spec(str(copy)).controlnet is None  # then the family's Canny ControlNet, as before
 
 
 def test_folder_that_is_not_a_model(tmp_path: Path) -> None:

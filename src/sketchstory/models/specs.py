@@ -95,9 +95,16 @@ SKETCH_REGISTRY: dict[str, SketchModelSpec] = {
 }
 
 
+def own_controlnet(source: str) -> str | None:
+    """The ``controlnet/`` of a folder saved as a ControlNet pipeline (as ``sketchstory.demo.train``
+    exports), so that the folder alone is a whole stage-2 model; None for anything else."""
+    folder = Path(source) / "controlnet"
+    return str(folder) if (folder / "config.json").is_file() else None
+
+
 def resolve_spec(model: str, controlnet: str | None = None) -> ModelSpec:
     """A stage-2 registry name, or any source string made into an ad-hoc spec."""
-    spec = REGISTRY.get(model) or ModelSpec(model, model, None, f"user model {model}", kind=None)
+    spec = REGISTRY.get(model) or ModelSpec(model, model, own_controlnet(model), f"user model {model}", kind=None)
     return replace(spec, controlnet=controlnet) if controlnet is not None else spec
 
 
