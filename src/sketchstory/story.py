@@ -220,16 +220,25 @@ class Story(_Doc):
         ``"maga"`` replaces the MAGA settings whole. Every caller (command line, web form, evaluation)
         changes settings this way, so a new setting needs no code beyond its field.
         """
-        data = self.model_dump(mode="json", by_alias=True)
+        # Only what was set is carried over, so the settings a story never gave stay unsaid (and
+        # keep following its model, see explicit_settings).
+        data = self.model_dump(mode="json", by_alias=True, exclude_unset=True)
         for key, value in changes.items():
             *parents, name = key.split(".")
-            target = data["settings"]
+            target, fields = data.setdefault("settings", {}), Settings.model_fields
             for part in parents:
-                if not isinstance(target.get(part), dict):
+                kind = fields[part].annotation if part in fields else None
+                if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
                     raise StoryError([f"settings.{key}: there is no such setting"], source)
-                target = target[part]
+                target, fields = target.setdefault(part, {}), kind.model_fields
             target[name] = value
         return parse_story(data, source)
+
+    def explicit_settings(self) -> set[str]:
+        """The settings the story gives (from its file or edits), as :meth:`with_settings` keys; the
+        others are defaults, which the pipeline fills from the model (``models.native_settings``)."""
+        s = self.settings
+        return {k for k in s.model_fields_set if k != "maga"} | {f"maga.{k}" for k in s.maga.model_fields_set}
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

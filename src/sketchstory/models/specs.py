@@ -7,9 +7,10 @@ diffusers folder or single checkpoint stands for an ad-hoc spec of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 DEMO_DIR = Path(__file__).parent.parent / "demo" / "weights"
 # The caption prefix under which the demo UNet learned sketches (sketchstory.demo.world captions its
@@ -38,8 +39,11 @@ class ModelSpec:
     description: str
     native_size: int = 512
     kind: Kind | None = "sd15"  # None: read from the base when loading
-    steps: int = 30  # what the page offers for a story that does not say
+    steps: int = 30  # what a story that does not say gets
     guidance: float = 7.5
+    # MAGA settings over the thesis's (MagaSettings' defaults) for a story that does not say: where a
+    # model decides appearance is the model's own, so the start is chosen per model by a study.
+    maga: Mapping[str, Any] = field(default_factory=dict)
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -55,7 +59,10 @@ REGISTRY: dict[str, ModelSpec] = {
                   "anime fine-tune of SD1.5 (closest public equivalent of the thesis's model)"),
         ModelSpec("demo", str(DEMO_DIR), str(DEMO_DIR / "controlnet"),
                   "sketchstory's bundled toy-world model, trained here; runs on CPU in seconds", 64,
-                  steps=20, guidance=4.0),
+                  steps=20, guidance=4.0,
+                  # It settles its colours in the first steps: from the thesis's step 24/50 MAGA
+                  # catches a fifth of the gain it has from step 0 (python -m sketchstory.demo.study).
+                  maga={"start_layer": 0, "start_step": 0}),
         ModelSpec("tiny", "tiny", "tiny", "random tiny models of the real classes, to smoke-test an install", 32,
                   steps=2, guidance=5.0),
         ModelSpec("tiny-sdxl", "tiny-sdxl", "tiny-sdxl", "random tiny models of SDXL's classes, to smoke-test SDXL",
@@ -93,6 +100,16 @@ SKETCH_REGISTRY: dict[str, SketchModelSpec] = {
                         native_size=32, steps=2, guidance=5.0),
     )
 }
+
+
+def native_settings(model: str) -> dict[str, Any]:
+    """The story settings a registry model was made for (``maga.<name>`` for MAGA's, as
+    ``Story.with_settings`` takes them); {} for a model the registry does not know."""
+    spec = REGISTRY.get(model)
+    if spec is None:
+        return {}
+    return {"width": spec.native_size, "height": spec.native_size, "steps": spec.steps,
+            "guidance_scale": spec.guidance} | {f"maga.{k}": v for k, v in spec.maga.items()}
 
 
 def own_controlnet(source: str) -> str | None:

@@ -41,6 +41,7 @@ from sketchstory.models import Components, available_bytes, load, resolve_spec
 from sketchstory.outputs import output_folder
 from sketchstory.pipeline.chunking import ChunkPlan, activation_bytes, chunk_bytes, plan_chunk
 from sketchstory.pipeline.conditions import PanelInputs, Sketch, prepare_inputs, read_sketches
+from sketchstory.pipeline.model_settings import follow_model
 from sketchstory.pipeline.stage2 import (
     PanelJob,
     Sampling,
@@ -391,6 +392,7 @@ def generate(story: Story, story_dir: Path, out: Path, options: RunOptions = Run
     """
     if torch.cuda.is_available():  # so that run.json reports this run's peak, not the process's
         torch.cuda.reset_peak_memory_stats()
+    story = follow_model(story)
     sketches = read_sketches(story, story_dir, options.library)  # bad inputs fail before any work
     with output_folder(out, inputs=[story_dir], force=options.force):
         return StoryRun(story, sketches, out, options, components).execute()

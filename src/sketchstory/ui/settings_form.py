@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sketchstory.models import REGISTRY
+from sketchstory.models.specs import REGISTRY, native_settings
 from sketchstory.story import Settings, Story, StoryError
 
 # "seed": a whole number kept as text, since a browser's number field rounds beyond 2**53.
@@ -90,31 +90,13 @@ FIELDS: tuple[Field, ...] = (
 _EMPTY_IS_NONE = {"controlnet", "maga.token_budget"}
 
 
-def native_settings(model: str) -> dict[str, Any]:
-    """The size, steps and guidance a named model was made for ({} for a model the registry does not know)."""
-    spec = REGISTRY.get(model)
-    if spec is None:
-        return {}
-    return {"width": spec.native_size, "height": spec.native_size, "steps": spec.steps,
-            "guidance_scale": spec.guidance}
-
-
-def follow_model(story: Story, explicit: set[str]) -> Story:
-    """The story with the model's native size, steps and guidance wherever its file did not set them.
-
-    ``explicit`` is the settings the file gave (pydantic's ``model_fields_set``): a story without
-    settings gets the demo model's 64 px and 20 steps, not the generic 512 px and 30.
-    """
-    native = native_settings(story.settings.model)
-    return story.with_settings({k: v for k, v in native.items() if k not in explicit}) if native else story
-
-
 def switched_model(old: Settings, new: Settings) -> dict[str, Any]:
     """When the form switches model: the new model's native values for the settings left at the old one's."""
     if old.model == new.model:
         return {}
     before, after = native_settings(old.model), native_settings(new.model)
-    return {k: v for k, v in after.items() if k in before and getattr(new, k) == before[k] != v}
+    now = new.model_dump(mode="json")
+    return {k: v for k, v in after.items() if k in before and _get(now, k) == before[k] != v}
 
 
 def _get(data: dict[str, Any], key: str) -> Any:

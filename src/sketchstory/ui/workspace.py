@@ -30,9 +30,9 @@ from PIL import Image
 
 from sketchstory.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 from sketchstory.library.resolve import resolve as resolve_library
+from sketchstory.pipeline.model_settings import follow_model
 from sketchstory.pipeline.runner import strip_pages
 from sketchstory.story import LIBRARY_PREFIX, Panel, Story, StoryError, load_story, resolve_sketch, save_story, story_lock
-from sketchstory.ui.settings_form import follow_model
 
 SKETCH_DIR = "sketches"
 # An uploaded zip larger than this when unpacked is refused (a story folder is a few MB).
@@ -238,7 +238,7 @@ class Workspace:
                              f"{character.reference}; it has none now")
                 reference = None
             characters[i] = character.model_copy(update={"reference": reference})
-        story = follow_model(story, story.settings.model_fields_set)
+        story = follow_model(story)
         return story.with_panels(panels).model_copy(update={"characters": tuple(characters)}), notes
 
     def _sketch_source(self, story_dir: Path, ref: str) -> Path:

@@ -1,0 +1,57 @@
+"""What a story leaves unsaid follows its model; what it says, from file, flag or form, wins."""
+
+from __future__ import annotations
+
+import pytest
+
+from sketchstory.models.specs import REGISTRY, native_settings
+from sketchstory.pipeline.model_settings import follow_model
+from sketchstory.story import MagaSettings, StoryError, parse_story
+
+
+def story(settings: dict | None = None):
+    doc = {"panels": [{"prompt": "a wizard"}]}
+    return parse_story(doc | ({"settings": settings} if settings is not None else {}))
+
+
+def test_a_story_without_settings_gets_the_demo_models_size_steps_and_maga_start() -> None:
+    s = follow_model(story()).settings
+    demo = REGISTRY["demo"]
+    assert (s.width, s.height, s.steps, s.guidance_scale) == (demo.native_size, demo.native_size, demo.steps, demo.guidance)
+    assert (s.maga.start_layer, s.maga.start_step) == (0, 0)
+    assert s.maga.memory == MagaSettings().memory  # what the model does not name stays the format's default
+
+
+def test_what_the_story_gives_wins_over_the_model() -> None:
+    s = follow_model(story({"steps": 7, "maga": {"start_layer": 4}})).settings
+    assert (s.steps, s.maga.start_layer, s.width) == (7, 4, 64)
+    assert s.maga.start_step == 0
+
+
+def test_a_real_model_keeps_the_thesis_start() -> None:
+    s = follow_model(story({"model": "sd15"})).settings
+    assert (s.width, s.steps, s.maga.start_layer, s.maga.start_step) == (512, 30, 8, "24/50")
+
+
+def test_an_unknown_model_is_left_as_the_story_says() -> None:
+    original = story({"model": "some/hub-model"})
+    assert native_settings("some/hub-model") == {}
+    assert follow_model(original) == original
+
+
+def test_changed_settings_stay_given_and_the_rest_unsaid() -> None:
+    changed = story().with_settings({"maga.gain": 1.0, "steps": 9})
+    assert changed.explicit_settings() == {"maga.gain", "steps"}
+    s = follow_model(changed).settings
+    assert (s.steps, s.maga.gain, s.maga.start_layer, s.width) == (9, 1.0, 0, 64)
+
+
+def test_a_flag_for_another_model_takes_that_models_settings() -> None:
+    s = follow_model(story().with_settings({"model": "sd15"})).settings
+    assert (s.width, s.maga.start_step) == (512, "24/50")
+
+
+@pytest.mark.parametrize("key", ["nothing.here", "steps.inner", "maga.start_layer.x"])
+def test_a_setting_that_does_not_exist_is_refused(key: str) -> None:
+    with pytest.raises(StoryError, match="no such setting|Extra inputs|not a valid"):
+        story().with_settings({key: 1})
