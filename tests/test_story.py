@@ -21,7 +21,17 @@ def test_round_trip_is_lossless(tmp_path: Path, story_file: Path) -> None:
     story = load_story(story_file)
     out = save_story(story, tmp_path / "again.json")
     assert load_story(out, check_files=False) == story
-    assert json.loads(out.read_text()) == json.loads(story.to_json())
+    saved, full = json.loads(out.read_text()), json.loads(story.to_json())
+    assert {k: v for k, v in saved.items() if k != "settings"} == {k: v for k, v in full.items() if k != "settings"}
+    assert saved["settings"] == json.loads(story_file.read_text())["settings"]  # what the file gave, no more
+
+
+def test_settings_a_story_never_gave_stay_unsaid_when_saved(tmp_path: Path) -> None:
+    story = parse_story(doc())
+    assert "settings" not in json.loads(save_story(story, tmp_path / "a.json").read_text())
+    edited = load_story(save_story(story.with_settings({"maga.gain": 1.5}), tmp_path / "b.json"), check_files=False)
+    assert json.loads((tmp_path / "b.json").read_text())["settings"] == {"maga": {"gain": 1.5}}
+    assert edited.explicit_settings() == {"maga.gain"}
 
 
 def test_every_problem_is_reported_with_its_location() -> None:

@@ -367,8 +367,14 @@ def load_story(path: Path, *, check_files: bool = True) -> Story:
 
 
 def save_story(story: Story, path: Path) -> Path:
-    """Write the story atomically as JSON."""
-    return atomic_write_text(Path(path), story.to_json())
+    """Write the story atomically as JSON; the settings it does not give stay unsaid in the file, so
+    that they keep following its model (see ``pipeline.model_settings``)."""
+    data = story.model_dump(mode="json", by_alias=True)
+    given = story.settings.model_dump(mode="json", exclude_unset=True)
+    data["settings"] = given
+    if not given:
+        del data["settings"]
+    return atomic_write_text(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 STORY_LOCK_WAIT_S = 10.0  # an edit holds the lock for a read and a write: milliseconds
