@@ -36,11 +36,13 @@ from sketchstory.attention.layers import first_maga_layer, self_attention_layers
 from sketchstory.attention.maga import MAGAConfig, MAGARun, install
 from sketchstory.attention.memory import MemoryBank
 from sketchstory.attention.policy import MemoryPolicy, parse_policy
+from sketchstory.attention.tracks import Tracks
 from sketchstory.layout import compose_page, paginate
 from sketchstory.models import Components, available_bytes, load, resolve_spec
 from sketchstory.outputs import output_folder
 from sketchstory.pipeline.chunking import ChunkPlan, activation_bytes, chunk_bytes, plan_chunk
-from sketchstory.pipeline.conditions import PanelInputs, Sketch, prepare_inputs, read_sketches
+from sketchstory.pipeline.conditions import Mask, PanelInputs, Sketch, prepare_inputs, read_masks, read_sketches
+from sketchstory.pipeline.regions import routed, story_routing
 from sketchstory.pipeline.stage2 import (
     PanelJob,
     Sampling,
@@ -131,14 +133,20 @@ def maga_config(story: Story, num_layers: int) -> MAGAConfig:
     )
 
 
-def fingerprints(story: Story, inputs: list[PanelInputs], policy: MemoryPolicy) -> list[str]:
+def fingerprints(story: Story, inputs: list[PanelInputs], policy: MemoryPolicy | Tracks,
+                 masks: dict[str, Mask] | None = None) -> list[str]:
     settings = story.settings.model_dump(mode="json", exclude={"mode", "chunk_size"})
     out: list[str] = []
     for n, p in enumerate(inputs):
-        out.append(fingerprint({
+        inputs_of = {
             "settings": settings, "prompt": p.prompt, "negative": story.negative_prompt, "seed": p.seed,
             "sketch": p.sketch_hash, "reads": [out[m] for m in policy.sources(n)],
-        }))
+        }
+        if routed(story):  # where the characters are steers the attention (older runs' prints stay valid)
+            inputs_of["setting"] = story.panels[n].setting
+            inputs_of["cast"] = [[c.name, c.box, (masks or {})[c.mask][0] if c.mask else None]
+                                 for c in story.placements(n)]
+        out.append(fingerprint(inputs_of))
     return out
 
 
@@ -146,7 +154,7 @@ class StoryRun:
     """Plans and executes one ``generate`` call."""
 
     def __init__(self, story: Story, sketches: list[Sketch | None], out: Path, options: RunOptions,
-                 components: Components | None = None) -> None:
+                 components: Components | None = None, masks: dict[str, Mask] | None = None) -> None:
         self.story, self.out, self.options = story, Path(out), options
         self.steps_done = 0
         self.components = components or load(resolve_spec(story.settings.model, story.settings.controlnet),
@@ -154,9 +162,14 @@ class StoryRun:
         self.sampling = sampling_of(story)
         self.inputs = prepare_inputs(story, sketches, self.components.vae_scale)
         num_layers = len(self_attention_layers(list(self.components.unet.attn_processors)))
-        self.config = self._fit_memory_budget(maga_config(story, num_layers))
-        self.policy = self.config.policy
-        self.prints = fingerprints(story, self.inputs, self.policy)
+        config = maga_config(story, num_layers)
+        c, s = self.components, self.sampling
+        # Routed (the story places characters): the policy applies along each character's panels.
+        self.routing = story_routing(story, config.policy, self.inputs, masks or {},
+                                     (s.height // c.vae_scale, s.width // c.vae_scale), c.device) if routed(story) else None
+        self.policy: MemoryPolicy | Tracks = self.routing.tracks if self.routing is not None else config.policy
+        self.config = self._fit_memory_budget(config)
+        self.prints = fingerprints(story, self.inputs, self.policy, masks)
         self.warnings = long_prompts(story, self.components.tokenizer) + self._size_warnings()
         for warning in self.warnings:
             log.warning(warning)
@@ -184,7 +197,7 @@ class StoryRun:
         shapes = layer_shapes(c.unet, (s.height // c.vae_scale, s.width // c.vae_scale))
         budget = fit_token_budget(
             shapes, config.first_layer, s.steps - config.start_step, 2 if s.guidance_scale > 1 else 1,
-            c.dtype.itemsize, retained_panels(config.policy, len(self.story.panels)), int(cap * 2**20),
+            c.dtype.itemsize, retained_panels(self.policy, len(self.story.panels)), int(cap * 2**20),
             config.token_budget,
         )
         return replace(config, token_budget=budget)
@@ -284,7 +297,7 @@ class StoryRun:
         for n in (n for n in range(len(self.story.panels)) if n not in render):
             (report.reused if panel_path(self.out, n).is_file() else report.missing).append(n)
         c = self.components
-        run = MAGARun(self.config, MemoryBank())
+        run = MAGARun(self.config, MemoryBank(), routing=self.routing)
         previous = install(c.unet, run)
         for m in load_mem:
             run.memory.load_panel(m, memory_path(self.out, m), c.device, c.dtype)
@@ -336,6 +349,9 @@ class StoryRun:
         meta = {
             "panel": n, "seed": p.seed, "prompt": p.prompt, "fingerprint": self.prints[n],
             "model": self.components.spec.name, "versions": versions(),
+            # Who is where: the regions MAGA routed by (an unplaced character took the sketch's subject).
+            "characters": [c.model_dump(mode="json", exclude_none=True) for c in self.story.placements(n)],
+            "setting": self.story.panels[n].setting,
             "story": self.story.model_dump(mode="json", by_alias=True),
         }
         if p.canny is not None:
@@ -365,6 +381,7 @@ class StoryRun:
             "settings": self.story.settings.model_dump(mode="json"),
             "maga_start_step": self.config.start_step, "maga_token_budget": self.config.token_budget,
             "maga_first_layer": self.config.first_layer,
+            "maga_routed_tracks": [list(key) for key in self.routing.tracks.keys] if self.routing is not None else None,
             "maga_calls": run.calls, "memory_bank_peak_bytes": run.memory.peak_bytes,
             "panels": [
                 {"index": n, "seed": self.inputs[n].seed, "file": str(panels[n].relative_to(self.out)),
@@ -392,5 +409,6 @@ def generate(story: Story, story_dir: Path, out: Path, options: RunOptions = Run
     if torch.cuda.is_available():  # so that run.json reports this run's peak, not the process's
         torch.cuda.reset_peak_memory_stats()
     sketches = read_sketches(story, story_dir, options.library)  # bad inputs fail before any work
+    masks = read_masks(story, story_dir)
     with output_folder(out, inputs=[story_dir], force=options.force):
-        return StoryRun(story, sketches, out, options, components).execute()
+        return StoryRun(story, sketches, out, options, components, masks).execute()
