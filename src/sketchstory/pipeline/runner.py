@@ -263,7 +263,8 @@ class StoryRun:
         branches, element = 2 if sp.guidance_scale > 1 else 1, c.dtype.itemsize
         cfg, n_story = self.config, len(self.story.panels)
         sources = max(len(self.policy.sources(n)) for n in range(n_story))
-        per_panel = activation_bytes(shapes, cfg.first_layer, sources, cfg.token_budget, branches, element)
+        per_panel = activation_bytes(shapes, cfg.first_layer, sources, cfg.token_budget, branches, element,
+                                     routed=self.routing is not None)
         bank = panel_bytes(shapes, cfg.first_layer, sp.steps - cfg.start_step, branches, element,
                            cfg.token_budget) if sources else 0
         return per_panel, bank, retained_panels(self.policy, n_story)
