@@ -60,3 +60,14 @@ def test_bad_placements_say_what_to_do_and_leave_the_file_alone(story: Path, tmp
     assert story_cmd("place", story, 5, "wizard") == 2
     assert story_cmd("character", story, "fox", "--reference", tmp_path / "missing.png") == 2
     assert story.read_text() == before
+
+
+def test_the_web_ui_copies_region_masks_into_its_work_folder(story: Path, tmp_path: Path) -> None:
+    from sketchstory.ui.workspace import Workspace
+
+    assert story_cmd("place", story, 0, "wizard", "--mask", picture(tmp_path / "m.png")) == 0
+    ws = Workspace(tmp_path / "work")
+    imported, notes = ws.import_story(story)
+    mask = imported.panels[0].characters[0].mask
+    assert notes == [] and mask != "masks/wizard_panel00.png"
+    assert (ws.root / mask).read_bytes() == (story.parent / "masks/wizard_panel00.png").read_bytes()

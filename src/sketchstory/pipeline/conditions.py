@@ -69,6 +69,8 @@ def read_masks(story: Story, story_dir: Path) -> dict[str, Mask]:
             where = f"panels[{i}].characters[{j}].mask"
             try:
                 path = resolve_sketch(story_dir, ref)
+                if not path.is_file():
+                    raise ValueError(f"file not found: {ref}")
                 picture = load_image(path).convert("L")
             except (SketchError, ValueError, OSError) as e:
                 problems.append(f"{where}: {e}")
