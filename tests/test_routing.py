@@ -55,6 +55,10 @@ def test_a_character_reads_its_own_appearances_along_its_track():
     assert tracks.retained(8) == 4  # A's 0 is kept till panel 7, beside B's anchor, B's latest and the new one
     with_backgrounds = character_tracks(parse_policy("anchors:0+window:1"), cast, ["x"] * 4 + ["y"] * 4)
     assert with_backgrounds.sources(7) == (0, 4, 6)  # A's anchor; setting y's anchor 4 and latest 6
+    # A reference picture (memory panel -1) comes first on A's track: anchors:0 is then the reference.
+    referenced = character_tracks(parse_policy("anchors:0+window:1"), cast, None, {"A": -1})
+    assert referenced.sources(0) == (-1,) and referenced.sources(7) == (-1, 0)
+    assert referenced.retained(8) == 5  # the reference is held from the start, till panel 7
     decayed = character_tracks(parse_policy("decay:0.5"), cast, None)
     # Panel 6 is B's sixth appearance: B's first is 4 appearances old, as panel 1 would be from panel 6.
     routes = decayed.routes(6)

@@ -68,8 +68,8 @@ BOX_HELP = "give [x0, y0, x1, y1] as fractions of the panel's width and height, 
 class Character(_Doc):
     name: Name
     description: Text = ""
-    # A picture of the character: a path inside the story folder. Checked like sketches and kept
-    # through edits; not yet read by stage 2.
+    # A picture of the character: a path inside the story folder. Routed stories read it as the
+    # character's anchor memory (pipeline/references.py).
     reference: str | None = Field(default=None, max_length=MAX_TEXT)
 
 

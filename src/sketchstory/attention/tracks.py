@@ -4,13 +4,14 @@ A *track* is the panels one character appears in, or the panels of one setting (
 backgrounds). The memory policy applies along each track, its panels counted from 0: with
 ``anchors:0+window:2`` a character reads its first appearance and its last two, however many panels
 lie between, and never another character's regions (docs/maga.md, "Characters"). Forgetting
-(``decay``) ages along the track too.
+(``decay``) ages along the track too. A character's reference picture is a memory panel of its own
+(a negative index) placed first on its track, so ``anchors:0`` then reads the reference.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sketchstory.attention.policy import MemoryPolicy, closure
@@ -31,7 +32,7 @@ class Route:
 class Tracks:
     policy: MemoryPolicy
     keys: tuple[tuple[str, str | None], ...]  # (CHARACTER, name) or (BACKGROUND, setting)
-    panels: tuple[tuple[int, ...], ...]  # each track's panels, ascending
+    panels: tuple[tuple[int, ...], ...]  # each track's panels, ascending (references, negative, first)
 
     def routes(self, n: int) -> tuple[Route, ...]:
         """What panel ``n`` reads along each track it is on."""
@@ -56,8 +57,8 @@ class Tracks:
             for m in self.sources(n):
                 last_read[m] = n
         change = [0] * (n_panels + 1)
-        for m, n in last_read.items():  # m is memory while panels m+1..n are denoised
-            change[m + 1] += 1
+        for m, n in last_read.items():  # m is memory while panels m+1..n are denoised (a reference: 0..n)
+            change[max(m + 1, 0)] += 1
             change[n + 1] -= 1
         most = held = 0
         for k in range(n_panels):
@@ -67,10 +68,13 @@ class Tracks:
 
 
 def character_tracks(policy: MemoryPolicy, present: Sequence[Sequence[str]],
-                     settings: Sequence[str | None] | None) -> Tracks:
+                     settings: Sequence[str | None] | None, references: Mapping[str, int] | None = None) -> Tracks:
     """Tracks of a story: ``present[n]`` names panel n's characters; ``settings[n]`` is its setting
-    (panels without one share one unnamed setting), None: backgrounds read no memory at all."""
+    (panels without one share one unnamed setting), None: backgrounds read no memory at all;
+    ``references`` maps a character to the (negative) memory panel of its reference picture."""
     keys: dict[tuple[str, str | None], list[int]] = {}
+    for name, panel in sorted((references or {}).items(), key=lambda item: -item[1]):
+        keys[(CHARACTER, name)] = [panel]
     for n, names in enumerate(present):
         for name in names:
             keys.setdefault((CHARACTER, name), []).append(n)

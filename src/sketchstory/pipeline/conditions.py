@@ -14,6 +14,7 @@ from sketchstory.story import LIBRARY_PREFIX, Story, StoryError, resolve_sketch
 
 Sketch = tuple[str, Image.Image]  # (hash of the file, the normalised sketch)
 Mask = tuple[str, Image.Image]  # (hash of the file, a character's region mask in "L")
+Picture = tuple[str, Image.Image]  # (hash of the file, a character's reference picture)
 
 
 @dataclass(frozen=True)
@@ -84,17 +85,19 @@ def read_masks(story: Story, story_dir: Path) -> dict[str, Mask]:
     return out
 
 
-def read_references(story: Story, story_dir: Path) -> None:
-    """Check that every character's reference picture is a readable image (``StoryError`` lists the others)."""
-    problems = []
+def read_references(story: Story, story_dir: Path) -> dict[str, Picture]:
+    """Every character's reference picture, by character name; ``StoryError`` lists every unusable one."""
+    out, problems = {}, []
     for i, character in enumerate(story.characters):
         if character.reference is not None:
             try:
-                load_image(resolve_sketch(story_dir, character.reference))
+                path = resolve_sketch(story_dir, character.reference)
+                out[character.name] = (file_hash(path), load_image(path))
             except (SketchError, ValueError, OSError) as e:
                 problems.append(f"characters[{i}].reference: {e}")
     if problems:
         raise StoryError(problems)
+    return out
 
 
 def prepare_inputs(story: Story, sketches: list[Sketch | None], vae_scale: int) -> list[PanelInputs]:

@@ -65,13 +65,16 @@ def panel_regions(story: Story, index: int, subject: np.ndarray | None, masks: d
 
 
 def story_routing(story: Story, policy: MemoryPolicy, inputs: list[PanelInputs], masks: dict[str, Mask],
-                  latent_hw: tuple[int, int], device: torch.device | str = "cpu") -> Routing:
-    """The story's tracks (the memory policy along each) and every panel's regions on them."""
+                  latent_hw: tuple[int, int], device: torch.device | str = "cpu",
+                  references: dict[str, int] | None = None) -> Routing:
+    """The story's tracks (the memory policy along each) and every panel's regions on them;
+    ``references``: the memory panel of each character's reference picture, the whole picture its region."""
     present = [[c.name for c in story.panel_characters(n)] for n in range(len(story.panels))]
     settings = [p.setting for p in story.panels] if story.settings.maga.background == "setting" else None
-    tracks = character_tracks(policy, present, settings)
+    tracks = character_tracks(policy, present, settings, references)
     index = {key: t for t, key in enumerate(tracks.keys)}
-    regions: dict[int, dict[int, torch.Tensor | None]] = {}
+    regions: dict[int, dict[int, torch.Tensor | None]] = {
+        panel: {index[(CHARACTER, name)]: None} for name, panel in (references or {}).items()}
     for n in range(len(story.panels)):
         characters, background = panel_regions(story, n, inputs[n].mask, masks, latent_hw)
         own = {index[(CHARACTER, name)]: r for name, r in characters.items()}
