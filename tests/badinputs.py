@@ -384,7 +384,9 @@ def corpus() -> list[Case]:
              "panels[1].characters[0].box: box [0.5, 0.0, 1.5, 1.0] is not inside the panel"),
         Case("character mask missing", "story",
              story(put("panels.1.characters", [{"name": "wizard", "mask": "masks/w.png"}])), INPUT,
-             "panels[1].characters[0].mask: file not found: masks/w.png"),
+             "panels[1].characters[0].mask: file not found: masks/w.png",
+             # the page opens the story without the mask, and says so
+             messages={UI: "cannot read the region mask masks/w.png of wizard; it stands on the sketch's subject"}),
         Case("unknown top-level field", "story", story(put("colour", "red")), INPUT, "colour: unknown field"),
         Case("unknown panel field", "story", story(put("panels.1.promt", "x")), INPUT,
              "panels[1].promt: unknown field"),
