@@ -7,10 +7,11 @@ thesis eq. 4.1-4.3):
     B   = 0 on own tokens; on panel m's tokens
     b_m = lambda * (log softmax_m(cos(c_n, c_m) / tau) + log k) + forgetting_m + gain
 
-(k = number of memory panels). With character routing (attention.routing) B is also -inf
-between tokens of different characters or settings. The ``+ log k`` makes the bias weight the memory panels among
+(k = number of memory panels). The ``+ log k`` makes the bias weight the memory panels among
 themselves, as eq. 4.1-4.3 do: equal similarities add nothing, so lambda never switches the
 memory off as a whole; ``gain`` (default 0) is the separate knob for more or less sharing.
+With character routing (attention.routing), B is also -inf between the tokens of different
+characters or settings, and forgetting is counted along each character's panels.
 
 Keys/values of m come from the same layer, step and CFG branch. The batch the UNet sees is
 ``[uncond panels..., cond panels...]`` (or just the panels without CFG); each panel attends to
