@@ -77,7 +77,7 @@ def test_vistorybench_story_becomes_a_story_folder(tmp_path: Path, capsys) -> No
         "Lily walks alone; setting 1; medium shot", "Lily waves at the fox; setting 2; medium shot",
         "the fox meets a stranger; setting 3; medium shot"]
     assert [p.caption for p in story.panels] == ["plot 1", "plot 2", "plot 3"]
-    assert [p.characters for p in story.panels] == [("Lily",), ("Lily", "Fox"), ("Fox",)]
+    assert [p.names for p in story.panels] == [("Lily",), ("Lily", "Fox"), ("Fox",)]
     assert all(p.sketch is None for p in story.panels)
     lily, fox = story.characters
     assert (lily.description, lily.reference) == ("a girl with a red scarf", "refs/Lily/00.jpg")
@@ -98,7 +98,7 @@ def test_vistorybench_in_chinese_and_as_a_dataset(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["07", "12"]
     story = load_story(out / "12" / "story.json")
     assert [c.name for c in story.characters] == ["莉莉", "狐狸"]
-    assert story.panels[1].characters == ("莉莉", "狐狸")  # matched by the English key, named in Chinese
+    assert story.panels[1].names == ("莉莉", "狐狸")  # matched by the English key, named in Chinese
 
 
 def test_consistory_file_becomes_a_folder_of_stories(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_consistory_file_becomes_a_folder_of_stories(tmp_path: Path) -> None:
         "A fiery and majestic illustration of a phoenix with bright orange feathers soaring through a glowing sky"]
     assert phoenix.full_prompt(0) == phoenix.panels[0].prompt  # the benchmark's prompt, nothing added
     pair = load_story(out / "multi_characters_0" / "story.json")
-    assert [c.name for c in pair.characters] == ["man", "woman"] and pair.panels[0].characters == ("man", "woman")
+    assert [c.name for c in pair.characters] == ["man", "woman"] and pair.panels[0].names == ("man", "woman")
     assert pair.panels[0].prompt == "A watercolor painting of a tall man and a woman in a green coat walking in the park"
 
 

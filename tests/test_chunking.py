@@ -41,6 +41,9 @@ def test_activation_estimate_grows_with_tokens_memory_panels_and_guidance() -> N
     assert base == 4 * (3 * (256 * 32 + 64 * 64) + 18 * 256 * 32)
     assert activation_bytes(shapes, 1, 0, None, 2, 4) == 2 * base
     assert activation_bytes(shapes, 0, 3, None, 1, 4) > activation_bytes(shapes, 0, 3, 16, 1, 4) > base
+    # Character routing adds one (tokens x (tokens + memory tokens)) mask at the widest MAGA layer.
+    assert activation_bytes(shapes, 0, 3, None, 2, 4, routed=True) - activation_bytes(shapes, 0, 3, None, 2, 4) == (
+        4 * max(s.tokens * 4 * s.tokens for s in shapes))
 
 
 @pytest.mark.parametrize(("free", "size"), [(10 * MiB, 1), (64 * 2**30, 4)])

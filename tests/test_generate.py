@@ -150,3 +150,44 @@ def test_a_long_storys_strip_is_split_into_pages_and_a_shorter_rerun_drops_the_e
     monkeypatch.setattr(runner, "paginate", layout.paginate)
     assert run_cli(story, out, "--resume") == 0
     assert runner.strip_pages(out) == [out / "strip.png"] and not (out / "strip_2.png").exists()
+
+
+def test_a_story_that_places_characters_routes_maga_in_every_mode_and_records_who_is_where(tmp_path: Path) -> None:
+    story = write_story(tmp_path / "s", 4, maga={"start_step": 1, "memory": "anchors:0+window:1"})
+    doc = json.loads(story.read_text())
+    right_half = np.zeros((SIZE, SIZE), np.uint8)
+    right_half[:, SIZE // 2 :] = 255
+    Image.fromarray(right_half).save(tmp_path / "s" / "fox.png")  # the fox's region mask
+    doc["characters"].append({"name": "fox", "description": "a red fox"})
+    doc["panels"][0] |= {"setting": "forest", "characters": [{"name": "wizard", "box": [0, 0.1, 0.5, 1]},
+                                                             {"name": "fox", "box": [0.5, 0.3, 1, 1]}]}
+    doc["panels"][1] |= {"setting": "forest", "characters": [{"name": "fox", "mask": "fox.png"}]}
+    doc["panels"][3] |= {"characters": [{"name": "wizard", "box": [0.2, 0, 0.8, 1]}]}
+    story.write_text(json.dumps(doc))
+    out, batched, plain = tmp_path / "seq", tmp_path / "bat", tmp_path / "plain"
+    assert run_cli(story, out, "--mode", "sequential", "--keep-memory") == 0
+    assert run_cli(story, batched, "--mode", "batched") == 0
+    meta = read_png_meta(out / "panels/panel_00.png")
+    assert meta["characters"] == [{"name": "wizard", "box": [0, 0.1, 0.5, 1]}, {"name": "fox", "box": [0.5, 0.3, 1, 1]}]
+    assert meta["setting"] == "forest" and meta["story"]["version"] == 2
+    assert read_png_meta(out / "panels/panel_02.png")["characters"] == [{"name": "wizard"}]  # the prompt names it
+    info = json.loads((out / "run.json").read_text())
+    assert ["character", "fox"] in info["maga_routed_tracks"] and ["background", "forest"] in info["maga_routed_tracks"]
+    for n in range(4):
+        name = f"panels/panel_{n:02d}.png"
+        assert np.abs(pixels(out / name) - pixels(batched / name)).max() <= 1
+    before = pixels(out / "panels/panel_03.png")  # incremental: panel 3 again, from the saved memory
+    assert run_cli(story, out, "--only", "3") == 0
+    assert json.loads((out / "run.json").read_text())["recomputed_for_memory"] == []
+    assert np.abs(pixels(out / "panels/panel_03.png") - before).max() <= 1
+    # The same characters by name only (a version-1 story): the same prompts, plain MAGA, other pixels.
+    for panel in doc["panels"]:
+        panel.pop("setting", None)
+        if "characters" in panel:
+            panel["characters"] = [c["name"] for c in panel["characters"]]
+    story.write_text(json.dumps(doc))
+    assert run_cli(story, plain, "--mode", "sequential") == 0
+    diffs = [np.abs(pixels(out / f"panels/panel_{n:02d}.png") - pixels(plain / f"panels/panel_{n:02d}.png")).max()
+             for n in range(4)]
+    assert diffs[0] <= 1 and max(diffs[1:]) > 2
+    assert json.loads((plain / "run.json").read_text())["maga_routed_tracks"] is None

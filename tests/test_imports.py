@@ -3,7 +3,7 @@
 Layers, lowest first (a module may import its own layer and those below, never one above):
 
     base      atomic, errors, provenance, data, locks, outputs: no sketchstory imports of note
-    core      story, sketches, lineart, editing, layout, panels, tokenizer, attention/, library/, benchmarks/:
+    core      story, sketches, lineart, editing, layout, panels, cast, tokenizer, attention/, library/, benchmarks/:
               documents, drawings, MAGA's arithmetic, the sketch library's storage, benchmark imports; no models
     models    models/: registries, loading, caching and releasing of every model
     pipeline  pipeline/: stage 1, stage 2, per-panel conditions, the story runner, library builds;
@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("sketchstory", "sketchstory.atomic", "sketchstory.errors", "sketchstory.provenance", "sketchstory.data",
      "sketchstory.locks", "sketchstory.outputs"),
     ("sketchstory.story", "sketchstory.sketches", "sketchstory.lineart", "sketchstory.editing", "sketchstory.layout",
-     "sketchstory.panels", "sketchstory.tokenizer", "sketchstory.attention", "sketchstory.library",
+     "sketchstory.panels", "sketchstory.cast", "sketchstory.tokenizer", "sketchstory.attention", "sketchstory.library",
      "sketchstory.benchmarks"),
     ("sketchstory.models",),
     ("sketchstory.pipeline", "sketchstory.maga"),

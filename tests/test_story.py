@@ -76,8 +76,8 @@ def test_with_settings_changes_named_settings_and_validates_them() -> None:
 
 
 def test_unknown_version_and_non_object_are_refused() -> None:
-    with pytest.raises(StoryError, match="version 2"):
-        parse_story(doc(version=2))
+    with pytest.raises(StoryError, match="version 3"):
+        parse_story(doc(version=3))
     with pytest.raises(StoryError, match="JSON object"):
         parse_story([1, 2])
     with pytest.raises(StoryError, match="panels"):
@@ -85,7 +85,7 @@ def test_unknown_version_and_non_object_are_refused() -> None:
 
 
 def test_unknown_character_and_duplicates() -> None:
-    with pytest.raises(StoryError, match=r"panels\[0\].characters: unknown character 'Knight'"):
+    with pytest.raises(StoryError, match=r"panels\[0\].characters\[0\]: unknown character 'Knight'"):
         parse_story(doc(panels=[{"prompt": "x", "characters": ["Knight"]}]))
     with pytest.raises(StoryError, match="used twice"):
         parse_story(doc(characters=[{"name": "A"}, {"name": "A"}]))
@@ -121,3 +121,75 @@ def test_seeds_are_explicit_or_derived_from_position() -> None:
     assert story.panel_seed(1) == 5
     assert story.panel_seed(0) == parse_story(doc(settings={"seed": 3})).panel_seed(0)
     assert story.panel_seed(0) != parse_story(doc(settings={"seed": 4})).panel_seed(0)
+
+
+def test_version_1_reads_unchanged_and_is_written_while_it_suffices(tmp_path: Path) -> None:
+    v1 = doc(version=1, panels=[{"prompt": "the Wizard", "characters": ["Wizard"]}])
+    story = parse_story(v1)
+    assert story.version == 1 and story.panels[0].names == ("Wizard",)
+    written = json.loads(story.to_json())
+    assert written["version"] == 1 and written["panels"][0]["characters"] == ["Wizard"]
+    assert "setting" not in written["panels"][0] and "background" not in written["settings"]["maga"]
+    assert parse_story(doc(version=2)).version == 1  # a version-2 file that needs nothing new is written as 1
+
+
+def test_placed_characters_need_version_2_and_round_trip(tmp_path: Path) -> None:
+    placed = doc(characters=[{"name": "Wizard", "reference": "refs/wizard.png"}, {"name": "Fox"}],
+                 panels=[{"prompt": "x", "setting": "forest",
+                          "characters": [{"name": "Wizard", "box": [0.05, 0.2, 0.5, 0.95]}, "Fox"]}])
+    story = parse_story(placed)
+    assert story.version == 2
+    assert [(c.name, c.box) for c in story.placements(0)] == [("Wizard", (0.05, 0.2, 0.5, 0.95)), ("Fox", None)]
+    written = json.loads(story.to_json())
+    assert written["version"] == 2
+    assert written["panels"][0]["characters"] == [{"name": "Wizard", "box": [0.05, 0.2, 0.5, 0.95]}, "Fox"]
+    assert parse_story(written) == story
+    kept_apart = parse_story(doc(settings={"maga": {"background": "none"}}))
+    assert kept_apart.version == 2 and json.loads(kept_apart.to_json())["settings"]["maga"]["background"] == "none"
+    with pytest.raises(StoryError, match="versions 1 to 2"):
+        parse_story(doc(version=3))
+
+
+def test_placements_are_checked_with_their_locations() -> None:
+    bad = doc(characters=[{"name": "A"}, {"name": "B"}],
+              panels=[{"prompt": "x", "characters": [{"name": "A", "box": [0.6, 0.1, 0.4, 0.9]},
+                                                     {"name": "B", "box": [10, 20, 300, 400]}]},
+                      {"prompt": "y", "characters": [{"name": "A", "box": [0, 0, 1]},
+                                                     {"name": "B", "box": [0, 0, 1, 1], "mask": "m.png"}]}])
+    with pytest.raises(StoryError) as err:
+        parse_story(bad)
+    problems = err.value.problems
+    assert problems[0].startswith("panels[0].characters[0].box: box [0.6, 0.1, 0.4, 0.9] is empty: x0 must be below x1")
+    assert problems[1].startswith("panels[0].characters[1].box:") and "pixels? divide by" in problems[1]
+    assert problems[2].startswith("panels[1].characters[0].box: box [0, 0, 1] has 3 numbers, not 4")
+    assert problems[3] == "panels[1].characters[1]: give a box or a mask, not both"
+    with pytest.raises(StoryError) as err:
+        parse_story(doc(panels=[{"prompt": "x", "characters": ["Wizard", {"name": "Knight", "box": [0, 0, 1, 1]},
+                                                                 {"name": "Wizard"}]}]))
+    assert err.value.problems == [
+        "panels[0].characters[1]: unknown character 'Knight' (known: Wizard); add it to the story's characters first",
+        "panels[0].characters[2]: 'Wizard' is listed twice; list each character once"]
+
+
+def test_mask_and_reference_files_are_checked_and_confined(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from sketchstory.pipeline.conditions import read_masks
+
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(doc(characters=[{"name": "A", "reference": "../a.png"}],
+                                   panels=[{"prompt": "x", "characters": [{"name": "A", "mask": "masks/a.png"}]}])))
+    with pytest.raises(StoryError) as err:
+        load_story(path)
+    assert err.value.problems == ["characters[0].reference: path '../a.png' leaves the story's folder: copy the "
+                                  "sketch next to the story file", "panels[0].characters[0].mask: file not found: masks/a.png"]
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "a.png").write_bytes(b"not a picture")
+    story = load_story(path, check_files=False)
+    with pytest.raises(StoryError, match=r"panels\[0\].characters\[0\].mask: .*a.png"):
+        read_masks(story, tmp_path)
+    Image.new("L", (8, 8), 0).save(tmp_path / "masks" / "a.png")
+    with pytest.raises(StoryError, match="has no light pixels: paint the character's region white on black"):
+        read_masks(story, tmp_path)
+    Image.new("L", (8, 8), 255).save(tmp_path / "masks" / "a.png")
+    assert list(read_masks(story, tmp_path)) == ["masks/a.png"]

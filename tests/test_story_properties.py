@@ -18,11 +18,11 @@ JSON = st.recursive(
 )
 KEYS = {
     "": ["schema", "version", "title", "style", "negative_prompt", "characters", "panels", "settings"],
-    "panel": ["prompt", "sketch", "caption", "characters", "seed"],
+    "panel": ["prompt", "sketch", "caption", "characters", "setting", "seed"],
     "settings": ["model", "controlnet", "seed", "width", "height", "steps", "guidance_scale", "controlnet_scale",
                  "scheduler", "canny_low", "canny_high", "mode", "chunk_size", "maga"],
     "maga": ["enabled", "start_layer", "start_step", "memory", "strength", "tau", "token_budget", "memory_budget_mb",
-             "subject_mask"],
+             "subject_mask", "background"],
 }
 
 

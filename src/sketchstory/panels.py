@@ -134,7 +134,7 @@ def set_sketch(story: Story, story_dir: Path, index: int, path: Path) -> Story:
     load_image(path)  # refuse missing or corrupt files before the story refers to them
     if not path.is_relative_to(root):
         stem = f"{path.parent.name}_{path.stem}" if CANDIDATE_FILE.fullmatch(path.name) else path.stem
-        target = _free_path(root / SKETCH_DIR, stem, path.suffix.lower() or ".png")
+        target = free_path(root / SKETCH_DIR, stem, path.suffix.lower() or ".png")
         path = atomic_write_bytes(target, path.read_bytes())  # bytes, so its metadata travels with it
     ref = path.relative_to(root).as_posix()
     panels = list(story.panels)
@@ -177,7 +177,7 @@ def import_sketch(story: Story, story_dir: Path, index: int, image: Path) -> Sto
     size = (story.settings.width, story.settings.height)
     sketch = normalize_sketch(load_image(image), size)
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", image.stem).strip("-") or "sketch"
-    target = _free_path(Path(story_dir) / SKETCH_DIR, stem, ".png")
+    target = free_path(Path(story_dir) / SKETCH_DIR, stem, ".png")
     save_png(sketch, target, {"imported": image.name, "source_hash": file_hash(image), "size": list(size)})
     return set_sketch(story, story_dir, index, target)
 
@@ -197,14 +197,14 @@ def edit_sketch(story: Story, story_dir: Path, index: int, op: str, **params: An
         raise ValueError(f"edit {op!r}: {e}; it takes {inspect.signature(EDITS[op])}") from None
     result = EDITS[op](load_image(source), **params)
     base = _EDIT_SUFFIX.sub("", source.stem)
-    target = _free_path(source.parent, f"{base}_edit", ".png", numbered=True)
+    target = free_path(source.parent, f"{base}_edit", ".png", numbered=True)
     meta = {"edit": op, "params": {k: _jsonable(v) for k, v in params.items()},
             "source": story.panels[index].sketch, "source_hash": file_hash(source)}
     save_png(result, target, meta)
     return set_sketch(story, story_dir, index, target)
 
 
-def _free_path(folder: Path, stem: str, suffix: str, *, numbered: bool = False) -> Path:
+def free_path(folder: Path, stem: str, suffix: str, *, numbered: bool = False) -> Path:
     """A path in ``folder`` that does not exist yet: ``stem``, ``stem-2``, ... (numbered: ``stem1``, ``stem2``, ...)."""
     names = (f"{stem}{n}" for n in count(1)) if numbered else chain([stem], (f"{stem}-{n}" for n in count(2)))
     return next(path for name in names if not (path := folder / f"{name}{suffix}").exists())

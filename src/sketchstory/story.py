@@ -3,6 +3,9 @@
 A story is a versioned JSON file. Sketch paths are relative to the file's folder and may not leave
 it (a story folder is self-contained and safe to share). Loading reports every problem at once,
 each with its location, e.g. ``panels[2].sketch: file not found: sketches/03.png``.
+
+Version 2 places characters in panels (a box or a region mask) and names a panel's setting; a story
+that does neither is written as version 1, so an older sketchstory still reads it.
 """
 
 from __future__ import annotations
@@ -15,13 +18,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    computed_field,
+    field_serializer,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from sketchstory.atomic import atomic_write_text
 from sketchstory.locks import locked_folder
 
 SCHEMA = "sketchstory/story"
-VERSION = 1
+VERSION = 2  # the newest version read and written; 1 is read too, and written when it suffices
 LIBRARY_PREFIX = "library:"
 
 Seed = Annotated[int, Field(ge=0, lt=2**63)]
@@ -47,20 +61,91 @@ class _Doc(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+BOX_HELP = "give [x0, y0, x1, y1] as fractions of the panel's width and height, e.g. [0.05, 0.2, 0.5, 0.95]"
+
+
 class Character(_Doc):
-    name: str = Field(min_length=1, max_length=64)
+    name: Name
     description: Text = ""
-    # A picture of the character: a path inside the story folder, as the issue "Characters as
-    # first-class" defines it. Checked like sketches and kept through edits; not yet read by stage 2.
-    reference: str | None = None
+    # A picture of the character: a path inside the story folder. Routed stories read it as the
+    # character's anchor memory (pipeline/references.py).
+    reference: str | None = Field(default=None, max_length=MAX_TEXT)
+
+
+class Placement(_Doc):
+    """Where a character is in a panel: a box (0..1 of the panel), a region mask picture, or neither
+    (then the sketch's subject, see docs/maga.md). Written as the bare name when it has neither."""
+
+    name: Name
+    box: tuple[float, float, float, float] | None = None
+    mask: str | None = Field(default=None, max_length=MAX_TEXT)
+
+    @field_validator("box", mode="before")
+    @classmethod
+    def _four_numbers(cls, box: Any) -> Any:
+        if isinstance(box, list | tuple) and len(box) != 4:
+            raise ValueError(f"box {list(box)} has {len(box)} numbers, not 4: {BOX_HELP}")
+        return box
+
+    @field_validator("box")
+    @classmethod
+    def _check_box(cls, box: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
+        if box is None:
+            return None
+        x0, y0, x1, y1 = box
+        if not all(0.0 <= v <= 1.0 for v in box):
+            hint = " (pixels? divide by the panel's width and height)" if any(v > 1 for v in box) else ""
+            raise ValueError(f"box {list(box)} is not inside the panel (0..1){hint}: {BOX_HELP}")
+        if not (x0 < x1 and y0 < y1):
+            raise ValueError(f"box {list(box)} is empty: x0 must be below x1 and y0 below y1; {BOX_HELP}")
+        return box
+
+    @model_validator(mode="after")
+    def _one_region(self) -> Placement:
+        if self.box is not None and self.mask is not None:
+            raise ValueError("give a box or a mask, not both")
+        return self
+
+    @property
+    def placed(self) -> bool:
+        return self.box is not None or self.mask is not None
 
 
 class Panel(_Doc):
     prompt: str = Field(min_length=1, max_length=MAX_TEXT)
     sketch: str | None = Field(default=None, max_length=MAX_TEXT)
     caption: str | None = Field(default=None, max_length=MAX_CAPTION)
-    characters: tuple[str, ...] | None = None
+    # Who is in the panel: names, or placements {"name", "box" | "mask"}; None: those the prompt names.
+    characters: tuple[Placement, ...] | None = None
+    # Where the panel is: backgrounds share MAGA memory only between panels of one setting (docs/maga.md).
+    setting: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE)
     seed: Seed | None = None
+
+    @field_validator("characters", mode="before")
+    @classmethod
+    def _names_are_placements(cls, v: Any) -> Any:
+        if isinstance(v, list | tuple):
+            return [{"name": c} if isinstance(c, str) else c for c in v]
+        return v
+
+    @field_serializer("characters")
+    def _placements_as_names(self, v: tuple[Placement, ...] | None) -> list[Any] | None:
+        if v is None:
+            return None
+        return [c.model_dump(exclude_none=True) if c.placed else c.name for c in v]
+
+    @model_serializer(mode="wrap")
+    def _without_setting(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("setting") is None:  # a version-1 reader knows no setting
+            data.pop("setting", None)
+        return data
+
+    @property
+    def names(self) -> tuple[str, ...] | None:
+        """The names of the characters listed, None when the panel lists none."""
+        return None if self.characters is None else tuple(c.name for c in self.characters)
 
     @field_validator("prompt")
     @classmethod
@@ -99,6 +184,8 @@ class MagaSettings(_Doc):
     # Cap on the memory bank; the token budget is lowered to fit (see attention/budget.py).
     memory_budget_mb: float | None = Field(default=None, gt=0)
     subject_mask: bool = False
+    # Character-routed stories (version 2): backgrounds read those of the same setting, or nothing.
+    background: Literal["setting", "none"] = "setting"
 
     @field_validator("start_step", mode="before")
     @classmethod
@@ -117,6 +204,13 @@ class MagaSettings(_Doc):
 
         parse_policy(v)
         return v
+
+    @model_serializer(mode="wrap")
+    def _background_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("background") == "setting":  # the default is left out: version 1 knows no such setting
+            data.pop("background")
+        return data
 
     def resolved_start_step(self, steps: int) -> int:
         s = _parse_start_step(self.start_step)
@@ -163,7 +257,6 @@ class Settings(_Doc):
 
 class Story(_Doc):
     schema_: Literal["sketchstory/story"] = Field(default=SCHEMA, alias="schema")
-    version: Literal[1] = VERSION
     title: str = Field(default="Untitled story", max_length=MAX_TITLE)
     style: Text = ""
     negative_prompt: Text = ""
@@ -172,25 +265,45 @@ class Story(_Doc):
     settings: Settings = Settings()
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_version(cls, data: Any) -> Any:
+        # The version a document declares is checked by parse_story; the story's own is what it needs.
+        if isinstance(data, dict) and "version" in data:
+            data = {k: v for k, v in data.items() if k != "version"}
+        return data
+
     @model_validator(mode="after")
     def _check_names(self) -> Story:
         names = [c.name for c in self.characters]
         problems = [f"characters: name {n!r} is used twice" for n in sorted({n for n in names if names.count(n) > 1})]
         for i, p in enumerate(self.panels):
-            for n in p.characters or ():
+            listed = p.names or ()
+            for j, n in enumerate(listed):
                 if n not in names:
-                    problems.append(f"panels[{i}].characters: unknown character {n!r} (known: {', '.join(names) or 'none'})")
+                    problems.append(f"panels[{i}].characters[{j}]: unknown character {n!r} "
+                                    f"(known: {', '.join(names) or 'none'}); add it to the story's characters first")
+                elif n in listed[:j]:
+                    problems.append(f"panels[{i}].characters[{j}]: {n!r} is listed twice; list each character once")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def version(self) -> int:
+        """The oldest story format that holds this story: 2 once a panel places a character or names a setting
+        (or backgrounds are kept apart)."""
+        placed = any(p.setting is not None or any(c.placed for c in p.characters or ()) for p in self.panels)
+        return 2 if placed or self.settings.maga.background != "setting" else 1
 
     # --- derived views -------------------------------------------------------------------
 
     def panel_characters(self, index: int) -> tuple[Character, ...]:
         """Characters in panel ``index``: those listed, else those whose name the prompt mentions."""
         panel = self.panels[index]
-        if panel.characters is not None:
-            return tuple(c for c in self.characters if c.name in panel.characters)
+        if panel.names is not None:
+            return tuple(c for c in self.characters if c.name in panel.names)
         text = panel.prompt.lower()
         return tuple(c for c in self.characters if re.search(rf"\b{re.escape(c.name.lower())}\b", text))
 
@@ -207,8 +320,15 @@ class Story(_Doc):
         seed = self.panels[index].seed
         return seed if seed is not None else (self.settings.seed * 1_000_003 + index) % 2**63
 
+    def placements(self, index: int) -> tuple[Placement, ...]:
+        """Where each character of panel ``index`` is (in the story's character order); unplaced when not said."""
+        listed = {c.name: c for c in self.panels[index].characters or ()}
+        return tuple(listed.get(c.name, Placement(name=c.name)) for c in self.panel_characters(index))
+
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json", by_alias=True), indent=2, ensure_ascii=False) + "\n"
+        data = self.model_dump(mode="json", by_alias=True)
+        head = {"schema": data.pop("schema"), "version": data.pop("version")}  # first, as people read files
+        return json.dumps(head | data, indent=2, ensure_ascii=False) + "\n"
 
     def with_panels(self, panels: list[Panel] | tuple[Panel, ...]) -> Story:
         return self.model_copy(update={"panels": tuple(panels)})
@@ -273,6 +393,9 @@ def _problems(err: ValidationError) -> list[str]:
             msg = 'a story needs at least one panel: add {"prompt": "..."} to the panels list'
         else:
             msg = _PLAIN.get(e["type"], e["msg"].removeprefix("Value error, "))
+        if loc == "story" and e["type"] == "value_error":  # the story's own checks: each located already
+            problems += msg.split("\n")
+            continue
         problems.append(f"{loc}: {msg}")
     return problems
 
@@ -284,10 +407,10 @@ def parse_story(data: Any, source: str | None = None) -> Story:
     schema = data.get("schema", SCHEMA)
     if schema != SCHEMA:
         raise StoryError([f"schema: {schema!r} is not a sketchstory story (expected {SCHEMA!r})"], source)
-    version = data.get("version", VERSION)
-    if version != VERSION:
+    version = data.get("version", 1)
+    if isinstance(version, bool) or version not in range(1, VERSION + 1):
         raise StoryError(
-            [f"version: this file is story format version {version!r}; this sketchstory reads version {VERSION}"
+            [f"version: this file is story format version {version!r}; this sketchstory reads versions 1 to {VERSION}"
              " (upgrade sketchstory, or convert the file)"],
             source,
         )
@@ -321,6 +444,13 @@ def check_references(story: Story, story_dir: Path) -> list[str]:
             for problem in _check_file(f"characters[{i}].reference", story_dir, character.reference)]
 
 
+def check_masks(story: Story, story_dir: Path) -> list[str]:
+    """Problems with the region masks that place characters in panels."""
+    return [problem for i, panel in enumerate(story.panels) for j, placement in enumerate(panel.characters or ())
+            if placement.mask is not None
+            for problem in _check_file(f"panels[{i}].characters[{j}].mask", story_dir, placement.mask)]
+
+
 def _check_file(field: str, story_dir: Path, ref: str) -> list[str]:
     """What is wrong with the picture file ``ref`` names inside the story folder (nothing: [])."""
     try:
@@ -335,7 +465,7 @@ def _check_file(field: str, story_dir: Path, ref: str) -> list[str]:
 
 
 def load_story(path: Path, *, check_files: bool = True) -> Story:
-    """Load and validate a story file (and, by default, that its sketch and reference files exist)."""
+    """Load and validate a story file (and, by default, that its sketch, reference and mask files exist)."""
     path = Path(path)
     try:
         with path.open("rb") as file:  # read no more than the limit: the path may be /dev/zero or a pipe
@@ -361,7 +491,8 @@ def load_story(path: Path, *, check_files: bool = True) -> Story:
     except ValueError as e:  # e.g. a number with thousands of digits
         raise StoryError([f"not a usable JSON document: {e}"], str(path)) from None
     story = parse_story(data, str(path))
-    if check_files and (problems := check_sketches(story, path.parent) + check_references(story, path.parent)):
+    if check_files and (problems := check_sketches(story, path.parent) + check_references(story, path.parent)
+                        + check_masks(story, path.parent)):
         raise StoryError(problems, str(path))
     return story
 
@@ -369,7 +500,7 @@ def load_story(path: Path, *, check_files: bool = True) -> Story:
 def save_story(story: Story, path: Path) -> Path:
     """Write the story atomically as JSON; the settings it does not give stay unsaid in the file, so
     that they keep following its model (see ``pipeline.model_settings``)."""
-    data = story.model_dump(mode="json", by_alias=True)
+    data = json.loads(story.to_json())
     given = story.settings.model_dump(mode="json", exclude_unset=True)
     data["settings"] = given
     if not given:

@@ -15,6 +15,7 @@ import torch
 
 from sketchstory.attention.layers import self_attention_layers
 from sketchstory.attention.policy import MemoryPolicy
+from sketchstory.attention.tracks import Tracks
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,10 @@ def layer_shapes(unet: torch.nn.Module, latent_hw: tuple[int, int]) -> list[Laye
     return shapes
 
 
-def retained_panels(policy: MemoryPolicy, n_panels: int) -> int:
+def retained_panels(policy: MemoryPolicy | Tracks, n_panels: int) -> int:
     """Most panels the bank holds at once: bounded policies need at most anchors + span + 1."""
+    if isinstance(policy, Tracks):
+        return policy.retained(n_panels)
     if policy.all:
         return max(n_panels - 1, 0)
     return len(policy.anchors) + policy.span + 1

@@ -10,6 +10,8 @@ thesis eq. 4.1-4.3):
 (k = number of memory panels). The ``+ log k`` makes the bias weight the memory panels among
 themselves, as eq. 4.1-4.3 do: equal similarities add nothing, so lambda never switches the
 memory off as a whole; ``gain`` (default 0) is the separate knob for more or less sharing.
+With character routing (attention.routing), B is also -inf between the tokens of different
+characters or settings, and forgetting is counted along each character's panels.
 
 Keys/values of m come from the same layer, step and CFG branch. The batch the UNet sees is
 ``[uncond panels..., cond panels...]`` (or just the panels without CFG); each panel attends to
@@ -30,7 +32,8 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from sketchstory.attention.layers import self_attention_layers
 from sketchstory.attention.memory import MemoryBank
 from sketchstory.attention.policy import MemoryPolicy
-from sketchstory.attention.tokens import select_tokens
+from sketchstory.attention.routing import Routing, memory_mask
+from sketchstory.attention.tokens import layer_grid, select_tokens
 
 
 @dataclass(frozen=True)
@@ -64,16 +67,21 @@ class MAGARun:
     memory: MemoryBank = field(default_factory=MemoryBank)
     conditions: dict[int, torch.Tensor] = field(default_factory=dict)  # pooled condition c_n
     subject_masks: dict[int, torch.Tensor] = field(default_factory=dict)  # (H, W) bool, latent res
+    routing: Routing | None = None  # character-routed memory (its tracks replace the policy's panel sources)
     state: MAGAState = field(default_factory=MAGAState)
     calls: int = 0  # MAGA (not plain) attention calls, so tests can check that MAGA fired
 
     def is_active(self, layer: int) -> bool:
         return layer >= self.config.first_layer and self.state.step >= self.config.start_step
 
-    def bias(self, n: int, sources: tuple[int, ...]) -> list[float]:
-        """Per-source logit bias: condition similarity (eq. 4.1-4.2), forgetting and the gain."""
+    def sources(self, n: int) -> tuple[int, ...]:
+        return self.routing.tracks.sources(n) if self.routing is not None else self.config.policy.sources(n)
+
+    def bias(self, n: int, sources: tuple[int, ...], *, forgetting: bool = True) -> list[float]:
+        """Per-source logit bias: condition similarity (eq. 4.1-4.2), forgetting (unless routed, where it
+        is per track) and the gain."""
         policy = self.config.policy
-        bias = [policy.log_weight(n, m) + self.config.gain for m in sources]
+        bias = [(policy.log_weight(n, m) if forgetting else 0.0) + self.config.gain for m in sources]
         if self.config.strength and len(sources) > 1:
             c_n = self.conditions[n]
             cos = torch.stack([F.cosine_similarity(c_n, self.conditions[m], dim=-1) for m in sources])
@@ -82,12 +90,31 @@ class MAGARun:
             bias = [b + self.config.strength * float(lp) for b, lp in zip(bias, logp, strict=True)]
         return bias
 
-    def _shared(self, panel: int, layer: int, t: torch.Tensor, num_tokens: int) -> torch.Tensor:
-        idx = select_tokens(
+    def _indices(self, panel: int, layer: int, num_tokens: int) -> torch.Tensor | None:
+        """The panel's memory tokens (None: all); routed, the regions replace the subject mask."""
+        subject = self.config.subject_mask and self.routing is None
+        return select_tokens(
             panel, layer, self.state.step, num_tokens, self.state.latent_hw, self.config.token_budget,
-            self.subject_masks.get(panel) if self.config.subject_mask else None,
+            self.subject_masks.get(panel) if subject else None,
         )
+
+    def _shared(self, panel: int, layer: int, t: torch.Tensor, num_tokens: int) -> torch.Tensor:
+        idx = self._indices(panel, layer, num_tokens)
         return t if idx is None else t.index_select(2, idx.to(t.device))
+
+    def _routed_mask(self, routing: Routing, n: int, sources: tuple[int, ...], layer: int,
+                     num_tokens: int) -> torch.Tensor:
+        """(tokens, tokens + memory tokens) additive mask of panel n over its own and routed memory tokens."""
+        grid = layer_grid(num_tokens, self.state.latent_hw)
+        own = routing.labels(n, grid)
+        routes = routing.tracks.routes(n)
+        parts = [torch.zeros(num_tokens, num_tokens, device=own.device)]
+        for m, b in zip(sources, self.bias(n, sources, forgetting=False), strict=True):
+            labels = routing.labels(m, grid)
+            idx = self._indices(m, layer, num_tokens)
+            parts.append(memory_mask(own, labels if idx is None else labels[idx.to(labels.device)],
+                                     [r for r in routes if r.source == m], b))
+        return torch.cat(parts, dim=1)
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Self-attention for a (branches*panels, heads, tokens, dim) batch."""
@@ -111,16 +138,17 @@ class MAGARun:
 
         outs = []
         for i, n in enumerate(st.panels):
-            sources = self.config.policy.sources(n)
+            sources = self.sources(n)
             if not sources:
                 outs.append(F.scaled_dot_product_attention(q[:, i], k[:, i], v[:, i]))
                 continue
             mem = [kv_of(m) for m in sources]
             keys = torch.cat([k[:, i], *(mk.to(k.dtype) for mk, _ in mem)], dim=2)
             values = torch.cat([v[:, i], *(mv.to(v.dtype) for _, mv in mem)], dim=2)
-            bias = self.bias(n, sources)
             mask = None
-            if any(bias):
+            if self.routing is not None:
+                mask = self._routed_mask(self.routing, n, sources, layer, n_tok).to(device=q.device, dtype=q.dtype)[None, None]
+            elif any(bias := self.bias(n, sources)):
                 parts = [torch.zeros(n_tok)] + [torch.full((mk.shape[2],), b) for (mk, _), b in zip(mem, bias, strict=True)]
                 mask = torch.cat(parts).to(device=q.device, dtype=q.dtype)[None, None, None, :]
             outs.append(F.scaled_dot_product_attention(q[:, i], keys, values, attn_mask=mask))

@@ -57,20 +57,25 @@ class MemoryPolicy:
         return math.log(self.decay) * (n - 1 - m)
 
     def closure(self, targets: Iterable[int], at_hand: Callable[[int], bool] = lambda m: False) -> list[int]:
-        """Every panel whose memory the targets need, directly or through their sources, ascending.
+        return closure(self.sources, targets, at_hand)
 
-        A panel whose memory is ``at_hand`` (saved by an earlier run) is needed, its sources are not.
-        """
-        need: set[int] = set()
-        todo = list(targets)
-        while todo:
-            n = todo.pop()
-            for m in self.sources(n):
-                if m not in need:
-                    need.add(m)
-                    if not at_hand(m):
-                        todo.append(m)
-        return sorted(need)
+
+def closure(sources: Callable[[int], Iterable[int]], targets: Iterable[int],
+            at_hand: Callable[[int], bool] = lambda m: False) -> list[int]:
+    """Every panel whose memory the targets need, directly or through their ``sources``, ascending.
+
+    A panel whose memory is ``at_hand`` (saved by an earlier run) is needed, its sources are not.
+    """
+    need: set[int] = set()
+    todo = list(targets)
+    while todo:
+        n = todo.pop()
+        for m in sources(n):
+            if m not in need:
+                need.add(m)
+                if not at_hand(m):
+                    todo.append(m)
+    return sorted(need)
 
 
 def parse_policy(spec: str) -> MemoryPolicy:

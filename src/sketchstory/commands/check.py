@@ -15,13 +15,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from sketchstory.pipeline.conditions import read_sketches
+    from sketchstory.pipeline.conditions import read_masks, read_references, read_sketches
     from sketchstory.story import load_story
     from sketchstory.tokenizer import clip_tokenizer, long_prompts
 
     story = load_story(args.story)
     read_sketches(story, args.story.parent, args.library)
+    read_masks(story, args.story.parent)
+    read_references(story, args.story.parent)
     for warning in long_prompts(story, clip_tokenizer()):  # every SD1.5 model reads CLIP's 77 tokens
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"{args.story}: ok, {len(story.panels)} panel(s), model {story.settings.model}")
+    placed = sum(c.placed for p in story.panels for c in p.characters or ())
+    cast = f", {len(story.characters)} character(s), {placed} placed in panels" if story.characters else ""
+    print(f"{args.story}: ok, {len(story.panels)} panel(s){cast}, model {story.settings.model}")
     return 0

@@ -40,6 +40,8 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--memory-budget-mb", type=float, help="cap on the memory bank; lowers the token budget to fit")
     m.add_argument("--subject-mask", action="store_true", default=None,
                    help="share only the sketched subject's tokens (keeps backgrounds from bleeding)")
+    m.add_argument("--maga-background", choices=["setting", "none"], dest="background",
+                   help="stories that place characters: backgrounds share memory within a setting (default) or not at all")
 
 
 def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:

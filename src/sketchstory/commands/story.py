@@ -1,6 +1,6 @@
-"""sketchstory story ACTION STORY ...: edit a story's panels and sketches from scripts.
+"""sketchstory story ACTION STORY ...: edit a story's panels, sketches and characters from scripts.
 
-Each action loads the story, applies one operation of sketchstory.panels and saves the story in
+Each action loads the story, applies one operation of sketchstory.panels or sketchstory.cast and saves the story in
 place, holding the story's lock (a concurrent edit is waited for and kept, never overwritten). Sketch edits write a new file beside the old one (the original is never overwritten).
 Panel numbers are 0-based.
 """
@@ -16,7 +16,7 @@ from sketchstory.commands.args import bounded
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pydantic is imported when an action runs, so `sketchstory --help` stays quick
-    from sketchstory.story import Story
+    from sketchstory.story import Placement, Story
 
 Action = Callable[["Story", Path, argparse.Namespace], "Story"]
 
@@ -36,6 +36,22 @@ def _box(text: str) -> tuple[int, int, int, int]:
     return left, top, right, bottom
 
 
+def _fraction_box(text: str) -> tuple[float, float, float, float]:
+    try:
+        x0, y0, x1, y1 = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give X0,Y0,X1,Y1 as fractions of the panel, "
+                                         "e.g. 0.05,0.2,0.5,0.95") from None
+    return x0, y0, x1, y1
+
+
+def _cast() -> ModuleType:
+    """:mod:`sketchstory.cast`, imported when an action runs."""
+    import sketchstory.cast
+
+    return sketchstory.cast
+
+
 def _order(text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",")]
@@ -48,7 +64,8 @@ def _candidate(text: str) -> int | Path:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    group = subparsers.add_parser("story", help="edit a story: choose/import/edit sketches, insert/delete/reorder panels",
+    group = subparsers.add_parser("story", help="edit a story: choose/import/edit sketches, insert/delete/reorder "
+                                               "panels, characters and where they stand",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = group.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -115,6 +132,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = action("reorder", "put all panels in a new order, with their sketches and seeds",
                lambda s, d, a: _panels().reorder_panels(s, a.order), panel=False)
     p.add_argument("order", type=_order, help="old panel numbers in the new order, e.g. 2,0,1")
+    p = action("character", "add a character, or change its description or reference picture",
+               lambda s, d, a: _cast().set_character(s, d, a.name, description=a.description, reference=a.reference,
+                                                     drop_reference=a.no_reference), panel=False)
+    p.add_argument("name", help="the character's name, as prompts call it")
+    p.add_argument("--description", help="what it looks like; added to the prompt of every panel it is in")
+    ref = p.add_mutually_exclusive_group()
+    ref.add_argument("--reference", type=Path, help="a picture of it (copied into the story folder's refs/)")
+    ref.add_argument("--no-reference", action="store_true", help="forget its reference picture")
+    p = action("remove-character", "remove a character from the story and its panels",
+               lambda s, d, a: _cast().remove_character(s, a.name), panel=False)
+    p.add_argument("name")
+    p = action("place", "put a character in the panel: in a box, in a region mask, or (neither) on the sketch's "
+               "subject; MAGA then shares memory per character",
+               lambda s, d, a: _cast().place(s, d, a.panel, a.name, box=a.box, mask=a.mask))
+    p.add_argument("name", help="a character of the story")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--box", type=_fraction_box, help="X0,Y0,X1,Y1 as fractions of the panel (0..1), "
+                                                         "e.g. 0.05,0.2,0.5,0.95")
+    where.add_argument("--mask", type=Path, help="a picture of the panel, white where the character is "
+                                                 "(copied into the story folder's masks/)")
+    p = action("unplace", "take a character out of the panel",
+               lambda s, d, a: _cast().unplace(s, a.panel, a.name))
+    p.add_argument("name")
+    p = action("setting", "name where the panel takes place (none given: clear it); backgrounds share MAGA memory "
+               "only within one setting", lambda s, d, a: _cast().set_setting(s, a.panel, a.setting))
+    p.add_argument("setting", nargs="?", help="e.g. forest")
 
 
 def _insert(story: Story, story_dir: Path, args: argparse.Namespace) -> Story:
@@ -161,4 +204,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _print_panels(story: Story) -> None:
     for i, panel in enumerate(story.panels):
         print(f"{i:3d}  seed {story.panel_seed(i):<20} sketch {panel.sketch or '-':<36} {panel.prompt}")
+        if story.version >= 2:  # where the characters stand steers MAGA: show it
+            cast = "; ".join(_where(c) for c in story.placements(i))
+            setting = f"  (setting: {panel.setting})" if panel.setting else ""
+            if cast or setting:
+                print(f"     {cast}{setting}")
 
+
+def _where(placement: Placement) -> str:
+    box, mask = placement.box, placement.mask
+    where = f"box {','.join(f'{v:g}' for v in box)}" if box else f"mask {mask}" if mask else "on the sketch's subject"
+    return f"{placement.name}: {where}"

@@ -28,22 +28,26 @@ class ChunkPlan:
 
 
 def activation_bytes(shapes: list[LayerShape], first_layer: int, sources: int, token_budget: int | None,
-                     branches: int, element: int) -> int:
+                     branches: int, element: int, routed: bool = False) -> int:
     """Estimated peak activations of one panel in one UNet + ControlNet call.
 
     Held through the call: the UNet's skip connections, the ControlNet's residuals and a resnet's
     intermediate, about three feature maps per layer. At the widest layer on top: the keys and
     values of the panel and its ``sources`` memory panels (from ``first_layer`` on), and the
     transformer block's tensors: queries, keys, values, output, residual, and the feed-forward's
-    GEGLU (8x wide, then 4x), 16 feature maps.
+    GEGLU (8x wide, then 4x), 16 feature maps. ``routed`` (character routing): the attention mask
+    over own and memory tokens too, one per panel for both branches (attention.routing).
     """
     held = 3 * sum(s.tokens * s.channels for s in shapes)
 
-    def work(layer: int, s: LayerShape) -> int:
-        memory = sources * min(s.tokens, token_budget or s.tokens) if layer >= first_layer else 0
-        return 2 * (s.tokens + memory) * s.channels + 16 * s.tokens * s.channels
+    def memory(layer: int, s: LayerShape) -> int:
+        return sources * min(s.tokens, token_budget or s.tokens) if layer >= first_layer else 0
 
-    return branches * element * (held + max(work(i, s) for i, s in enumerate(shapes)))
+    def work(layer: int, s: LayerShape) -> int:
+        return 2 * (s.tokens + memory(layer, s)) * s.channels + 16 * s.tokens * s.channels
+
+    mask = max((s.tokens * (s.tokens + memory(i, s)) for i, s in enumerate(shapes) if i >= first_layer), default=0)
+    return branches * element * (held + max(work(i, s) for i, s in enumerate(shapes))) + (element * mask if routed else 0)
 
 
 def chunk_bytes(size: int, panels: int, per_panel: int, bank_panel: int, retained: int) -> int:

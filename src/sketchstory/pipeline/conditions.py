@@ -13,6 +13,8 @@ from sketchstory.sketches import SketchError, canny_condition, load_image, norma
 from sketchstory.story import LIBRARY_PREFIX, Story, StoryError, resolve_sketch
 
 Sketch = tuple[str, Image.Image]  # (hash of the file, the normalised sketch)
+Mask = tuple[str, Image.Image]  # (hash of the file, a character's region mask in "L")
+Picture = tuple[str, Image.Image]  # (hash of the file, a character's reference picture)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,48 @@ def read_sketches(story: Story, story_dir: Path, library: Path | None = None) ->
             out.append(None if panel.sketch is None else read_sketch(story_dir, panel.sketch, size, library))
         except (SketchError, ValueError, OSError) as e:
             problems.append(f"panels[{n}].sketch: {e}")
+    if problems:
+        raise StoryError(problems)
+    return out
+
+
+def read_masks(story: Story, story_dir: Path) -> dict[str, Mask]:
+    """Every region mask the panels name, by its reference; ``StoryError`` lists every unusable one."""
+    out: dict[str, Mask] = {}
+    problems = []
+    for i, panel in enumerate(story.panels):
+        for j, placement in enumerate(panel.characters or ()):
+            ref = placement.mask
+            if ref is None or ref in out:
+                continue
+            where = f"panels[{i}].characters[{j}].mask"
+            try:
+                path = resolve_sketch(story_dir, ref)
+                if not path.is_file():
+                    raise ValueError(f"file not found: {ref}")
+                picture = load_image(path).convert("L")
+            except (SketchError, ValueError, OSError) as e:
+                problems.append(f"{where}: {e}")
+                continue
+            if not (np.asarray(picture) > 127).any():
+                problems.append(f"{where}: {ref} has no light pixels: paint the character's region white on black")
+                continue
+            out[ref] = (file_hash(path), picture)
+    if problems:
+        raise StoryError(problems)
+    return out
+
+
+def read_references(story: Story, story_dir: Path) -> dict[str, Picture]:
+    """Every character's reference picture, by character name; ``StoryError`` lists every unusable one."""
+    out, problems = {}, []
+    for i, character in enumerate(story.characters):
+        if character.reference is not None:
+            try:
+                path = resolve_sketch(story_dir, character.reference)
+                out[character.name] = (file_hash(path), load_image(path))
+            except (SketchError, ValueError, OSError) as e:
+                problems.append(f"characters[{i}].reference: {e}")
     if problems:
         raise StoryError(problems)
     return out

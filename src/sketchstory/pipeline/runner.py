@@ -36,12 +36,30 @@ from sketchstory.attention.layers import first_maga_layer, self_attention_layers
 from sketchstory.attention.maga import MAGAConfig, MAGARun, install
 from sketchstory.attention.memory import MemoryBank
 from sketchstory.attention.policy import MemoryPolicy, parse_policy
+from sketchstory.attention.tracks import Tracks
 from sketchstory.layout import compose_page, paginate
 from sketchstory.models import Components, available_bytes, load, resolve_spec
 from sketchstory.outputs import output_folder
 from sketchstory.pipeline.chunking import ChunkPlan, activation_bytes, chunk_bytes, plan_chunk
-from sketchstory.pipeline.conditions import PanelInputs, Sketch, prepare_inputs, read_sketches
+from sketchstory.pipeline.conditions import (
+    Mask,
+    PanelInputs,
+    Picture,
+    Sketch,
+    prepare_inputs,
+    read_masks,
+    read_references,
+    read_sketches,
+)
 from sketchstory.pipeline.model_settings import follow_model
+from sketchstory.pipeline.references import (
+    Reference,
+    record_reference,
+    reference_fingerprint,
+    reference_panel,
+    reference_path,
+)
+from sketchstory.pipeline.regions import routed, story_routing
 from sketchstory.pipeline.stage2 import (
     PanelJob,
     Sampling,
@@ -86,6 +104,8 @@ class RunReport:
     reused: list[int] = field(default_factory=list)  # not rendered, kept from an earlier run
     missing: list[int] = field(default_factory=list)  # not rendered, and no earlier run's file (``only`` left them)
     recomputed: list[int] = field(default_factory=list)  # denoised only for the memory they feed
+    # Characters whose reference picture's memory was recorded, or read from the cache.
+    references: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
     info: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # e.g. prompts truncated to the text encoder's length
@@ -132,14 +152,21 @@ def maga_config(story: Story, num_layers: int) -> MAGAConfig:
     )
 
 
-def fingerprints(story: Story, inputs: list[PanelInputs], policy: MemoryPolicy) -> list[str]:
+def fingerprints(story: Story, inputs: list[PanelInputs], policy: MemoryPolicy | Tracks,
+                 masks: dict[str, Mask] | None = None, references: dict[int, str] | None = None) -> list[str]:
+    """Each panel's fingerprint; ``references``: those of the reference pictures' memory panels."""
     settings = story.settings.model_dump(mode="json", exclude={"mode", "chunk_size"})
     out: list[str] = []
     for n, p in enumerate(inputs):
-        out.append(fingerprint({
+        inputs_of = {
             "settings": settings, "prompt": p.prompt, "negative": story.negative_prompt, "seed": p.seed,
-            "sketch": p.sketch_hash, "reads": [out[m] for m in policy.sources(n)],
-        }))
+            "sketch": p.sketch_hash, "reads": [out[m] if m >= 0 else (references or {})[m] for m in policy.sources(n)],
+        }
+        if routed(story):  # where the characters are steers the attention (older runs' prints stay valid)
+            inputs_of["setting"] = story.panels[n].setting
+            inputs_of["cast"] = [[c.name, c.box, (masks or {})[c.mask][0] if c.mask else None]
+                                 for c in story.placements(n)]
+        out.append(fingerprint(inputs_of))
     return out
 
 
@@ -147,7 +174,8 @@ class StoryRun:
     """Plans and executes one ``generate`` call."""
 
     def __init__(self, story: Story, sketches: list[Sketch | None], out: Path, options: RunOptions,
-                 components: Components | None = None) -> None:
+                 components: Components | None = None, masks: dict[str, Mask] | None = None,
+                 references: dict[str, Picture] | None = None) -> None:
         self.story, self.out, self.options = story, Path(out), options
         self.steps_done = 0
         self.components = components or load(resolve_spec(story.settings.model, story.settings.controlnet),
@@ -155,9 +183,24 @@ class StoryRun:
         self.sampling = sampling_of(story)
         self.inputs = prepare_inputs(story, sketches, self.components.vae_scale)
         num_layers = len(self_attention_layers(list(self.components.unet.attn_processors)))
-        self.config = self._fit_memory_budget(maga_config(story, num_layers))
-        self.policy = self.config.policy
-        self.prints = fingerprints(story, self.inputs, self.policy)
+        config = maga_config(story, num_layers)
+        c, s = self.components, self.sampling
+        # Routed (the story places characters): the policy applies along each character's panels, and a
+        # character's reference picture is a memory panel first on its track.
+        self.references = {reference_panel(i): Reference(ch.name, ch.description or ch.name, *references[ch.name])
+                           for i, ch in enumerate(story.characters) if ch.name in (references or {})
+                           } if routed(story) else {}
+        self.routing = story_routing(
+            story, config.policy, self.inputs, masks or {}, (s.height // c.vae_scale, s.width // c.vae_scale), c.device,
+            {r.character: m for m, r in self.references.items()}) if routed(story) else None
+        self.policy: MemoryPolicy | Tracks = self.routing.tracks if self.routing is not None else config.policy
+        self.config = self._fit_memory_budget(config)
+        maga = {"settings": story.settings.maga.model_dump(mode="json"), "first_layer": self.config.first_layer,
+                "start_step": self.config.start_step, "token_budget": self.config.token_budget, "dtype": str(c.dtype)}
+        canny = (story.settings.canny_low, story.settings.canny_high)
+        self.reference_prints = {m: reference_fingerprint(r, story.negative_prompt, c.spec.name, s, canny, maga)
+                                 for m, r in self.references.items()}
+        self.prints = fingerprints(story, self.inputs, self.policy, masks, self.reference_prints)
         self.warnings = long_prompts(story, self.components.tokenizer) + self._size_warnings()
         for warning in self.warnings:
             log.warning(warning)
@@ -185,7 +228,7 @@ class StoryRun:
         shapes = layer_shapes(c.unet, (s.height // c.vae_scale, s.width // c.vae_scale))
         budget = fit_token_budget(
             shapes, config.first_layer, s.steps - config.start_step, 2 if s.guidance_scale > 1 else 1,
-            c.dtype.itemsize, retained_panels(config.policy, len(self.story.panels)), int(cap * 2**20),
+            c.dtype.itemsize, retained_panels(self.policy, len(self.story.panels)), int(cap * 2**20),
             config.token_budget,
         )
         return replace(config, token_budget=budget)
@@ -197,7 +240,7 @@ class StoryRun:
         return meta is not None and meta.get("fingerprint") == self.prints[n]
 
     def saved_memory(self, n: int) -> bool:
-        return MemoryBank.saved_fingerprint(memory_path(self.out, n)) == self.prints[n]
+        return n >= 0 and MemoryBank.saved_fingerprint(memory_path(self.out, n)) == self.prints[n]
 
     def plan(self) -> tuple[list[int], list[int], list[int]]:
         """(panels to render, panels to denoise for memory only, panels whose memory to load)."""
@@ -210,7 +253,8 @@ class StoryRun:
         else:
             render = [n for n in panels if not (self.options.resume and self.reusable(n))]
         saved = functools.cache(self.saved_memory)
-        memory = [m for m in self.policy.closure(render, at_hand=saved) if m not in render]
+        # Reference pictures' memory (negative panels) is recorded apart: see _reference_memory.
+        memory = [m for m in self.policy.closure(render, at_hand=saved) if m not in render and m >= 0]
         return render, [m for m in memory if not saved(m)], [m for m in memory if saved(m)]
 
     # --- execution --------------------------------------------------------------------------
@@ -251,7 +295,8 @@ class StoryRun:
         branches, element = 2 if sp.guidance_scale > 1 else 1, c.dtype.itemsize
         cfg, n_story = self.config, len(self.story.panels)
         sources = max(len(self.policy.sources(n)) for n in range(n_story))
-        per_panel = activation_bytes(shapes, cfg.first_layer, sources, cfg.token_budget, branches, element)
+        per_panel = activation_bytes(shapes, cfg.first_layer, sources, cfg.token_budget, branches, element,
+                                     routed=self.routing is not None)
         bank = panel_bytes(shapes, cfg.first_layer, sp.steps - cfg.start_step, branches, element,
                            cfg.token_budget) if sources else 0
         return per_panel, bank, retained_panels(self.policy, n_story)
@@ -285,11 +330,12 @@ class StoryRun:
         for n in (n for n in range(len(self.story.panels)) if n not in render):
             (report.reused if panel_path(self.out, n).is_file() else report.missing).append(n)
         c = self.components
-        run = MAGARun(self.config, MemoryBank())
+        run = MAGARun(self.config, MemoryBank(), routing=self.routing)
         previous = install(c.unet, run)
         for m in load_mem:
             run.memory.load_panel(m, memory_path(self.out, m), c.device, c.dtype)
         compute = sorted(set(render) | set(recompute))
+        report.references = self._reference_memory(run, [m for m in self.policy.closure(compute) if m < 0])
         jobs = {j.index: j for j in self._jobs(compute, run)}
         plan = self.chunk_plan(len(compute))
         if (warning := self.memory_warning(plan, len(compute))) is not None:
@@ -326,6 +372,23 @@ class StoryRun:
         report.info = self._write_summary(report, timings, run, plan)
         return report
 
+    def _reference_memory(self, run: MAGARun, panels: list[int]) -> dict[str, list[str]]:
+        """Load the reference pictures' memory panels from the cache, recording (and caching) those not there."""
+        c, done = self.components, {"recorded": [], "cached": []}
+        scheduler = prepared_scheduler(c, self.sampling)
+        for m in panels:
+            reference, path = self.references[m], reference_path(self.out, self.reference_prints[m])
+            if MemoryBank.saved_fingerprint(path) == self.reference_prints[m]:
+                run.memory.load_panel(m, path, c.device, c.dtype)
+                run.conditions[m] = encode_text(c, reference.prompt)[1]  # the condition bias reads it
+                done["cached"].append(reference.character)
+                continue
+            record_reference(c, run, m, reference, self.story.negative_prompt, self.sampling,
+                             (self.story.settings.canny_low, self.story.settings.canny_high), scheduler)
+            run.memory.save_panel(m, path, self.reference_prints[m])
+            done["recorded"].append(reference.character)
+        return done
+
     def _step(self, bar: tqdm, chunk: list[int]) -> None:
         bar.update(len(chunk))
         self.steps_done += len(chunk)  # tqdm does not count when disabled
@@ -337,6 +400,9 @@ class StoryRun:
         meta = {
             "panel": n, "seed": p.seed, "prompt": p.prompt, "fingerprint": self.prints[n],
             "model": self.components.spec.name, "versions": versions(),
+            # Who is where: the regions MAGA routed by (an unplaced character took the sketch's subject).
+            "characters": [c.model_dump(mode="json", exclude_none=True) for c in self.story.placements(n)],
+            "setting": self.story.panels[n].setting,
             "story": self.story.model_dump(mode="json", by_alias=True),
         }
         if p.canny is not None:
@@ -366,6 +432,7 @@ class StoryRun:
             "settings": self.story.settings.model_dump(mode="json"),
             "maga_start_step": self.config.start_step, "maga_token_budget": self.config.token_budget,
             "maga_first_layer": self.config.first_layer,
+            "maga_routed_tracks": [list(key) for key in self.routing.tracks.keys] if self.routing is not None else None,
             "maga_calls": run.calls, "memory_bank_peak_bytes": run.memory.peak_bytes,
             "panels": [
                 {"index": n, "seed": self.inputs[n].seed, "file": str(panels[n].relative_to(self.out)),
@@ -374,7 +441,7 @@ class StoryRun:
                  "seconds": round(timings[n], 3) if n in timings else None}
                 for n in range(len(self.story.panels))
             ],
-            "recomputed_for_memory": report.recomputed,
+            "recomputed_for_memory": report.recomputed, "reference_memory": report.references,
             "total_seconds": round(report.seconds, 3),
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "peak_cuda_bytes": peak_cuda, "versions": versions(),
@@ -394,5 +461,6 @@ def generate(story: Story, story_dir: Path, out: Path, options: RunOptions = Run
         torch.cuda.reset_peak_memory_stats()
     story = follow_model(story)
     sketches = read_sketches(story, story_dir, options.library)  # bad inputs fail before any work
+    masks, references = read_masks(story, story_dir), read_references(story, story_dir)
     with output_folder(out, inputs=[story_dir], force=options.force):
-        return StoryRun(story, sketches, out, options, components).execute()
+        return StoryRun(story, sketches, out, options, components, masks, references).execute()

@@ -32,7 +32,7 @@ from sketchstory.atomic import atomic_write, atomic_write_bytes, atomic_write_te
 from sketchstory.library.resolve import resolve as resolve_library
 from sketchstory.pipeline.model_settings import follow_model
 from sketchstory.pipeline.runner import strip_pages
-from sketchstory.story import LIBRARY_PREFIX, Panel, Story, StoryError, load_story, resolve_sketch, save_story, story_lock
+from sketchstory.story import LIBRARY_PREFIX, Panel, Placement, Story, StoryError, load_story, resolve_sketch, save_story, story_lock
 
 SKETCH_DIR = "sketches"
 # An uploaded zip larger than this when unpacked is refused (a story folder is a few MB).
@@ -226,6 +226,10 @@ class Workspace:
                 panels[i] = panel.model_copy(update={"sketch": None})
                 continue
             panels[i] = panel.model_copy(update={"sketch": self.store_bytes(data, source.suffix)})
+        for i, panel in enumerate(panels):  # region masks that place characters (story format 2)
+            if any(c.mask for c in panel.characters or ()):
+                panels[i] = panel.model_copy(update={"characters": tuple(
+                    self._import_mask(path.parent, i, c, notes) for c in panel.characters or ())})
         characters = list(story.characters)
         for i, character in enumerate(characters):
             if character.reference is None:
@@ -240,6 +244,19 @@ class Workspace:
             characters[i] = character.model_copy(update={"reference": reference})
         story = follow_model(story)
         return story.with_panels(panels).model_copy(update={"characters": tuple(characters)}), notes
+
+    def _import_mask(self, story_dir: Path, index: int, placement: Placement, notes: list[str]) -> Placement:
+        """The placement with its mask copied in; one that cannot be read is dropped (the character then
+        stands on the sketch's subject)."""
+        if placement.mask is None:
+            return placement
+        try:
+            source = self._sketch_source(story_dir, placement.mask)
+            return placement.model_copy(update={"mask": self.store_bytes(source.read_bytes(), source.suffix)})
+        except (ValueError, OSError):
+            notes.append(f"panel {index + 1}: cannot read the region mask {placement.mask} of {placement.name}; "
+                         "it stands on the sketch's subject now")
+            return placement.model_copy(update={"mask": None})
 
     def _sketch_source(self, story_dir: Path, ref: str) -> Path:
         if ref.startswith(LIBRARY_PREFIX):
@@ -317,6 +334,8 @@ class Workspace:
         files |= self.local_sketches(results.story)
         files |= {ref: self.root / ref for c in results.story.characters
                   if (ref := c.reference) is not None and (self.root / ref).is_file()}
+        files |= {ref: self.root / ref for panel in results.story.panels for c in panel.characters or ()
+                  if (ref := c.mask) is not None and (self.root / ref).is_file()}
         target = self.exports / f"{folder}.zip"
 
         def write(tmp: Path) -> None:
