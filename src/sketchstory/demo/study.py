@@ -52,13 +52,16 @@ from sketchstory.story import parse_story
 
 # Batched renders the same images as sequential (tested in test_maga.py), in about half the time.
 BASE = {"model": "demo", "width": 64, "height": 64, "steps": 20, "guidance_scale": 4.0, "mode": "batched"}
+# "MAGA defaults" are the model's (models.specs; the demo model's: layer 0, step 0, gain 2, subject
+# mask); the thesis's own configurations have no gain and share the whole picture.
+PLAIN = {"gain": 0.0, "subject_mask": False}
 CONFIGS: dict[str, dict] = {
     "no MAGA": {"maga": {"enabled": False}},
     "MAGA defaults": {},
-    "MAGA thesis (all, layer 8, step 24/50)": {"maga": {"memory": "all", "start_layer": 8, "start_step": "24/50"}},
-    "MAGA early (layer 4, step 5/50)": {"maga": {"start_layer": 4, "start_step": "5/50"}},
-    "MAGA everywhere (layer 0, step 0)": {"maga": {"start_layer": 0, "start_step": 0}},
-    "MAGA defaults + subject mask": {"maga": {"subject_mask": True}},
+    "MAGA thesis (all, layer 8, step 24/50)": {"maga": PLAIN | {"memory": "all", "start_layer": 8, "start_step": "24/50"}},
+    "MAGA early (layer 4, step 5/50)": {"maga": PLAIN | {"start_layer": 4, "start_step": "5/50"}},
+    "MAGA everywhere (layer 0, step 0)": {"maga": PLAIN | {"start_layer": 0, "start_step": 0}},
+    "MAGA defaults, no subject mask": {"maga": {"subject_mask": False}},
     "MAGA defaults, lambda 1": {"maga": {"strength": 1.0}},
     "MAGA defaults, lambda 3": {"maga": {"strength": 3.0}},
 }
