@@ -27,7 +27,7 @@ SYSTEMS: dict[str, dict[str, Any]] = {
     "text-only": {"controlnet_scale": 0.0, "maga.enabled": False},
     "controlnet": {"maga.enabled": False},
     "ours-thesis": {"maga": {**MagaSettings().model_dump(mode="json"), **THESIS_MAGA}},
-    "ours-default": {"maga": MagaSettings().model_dump(mode="json")},
+    "ours-default": {"maga": {}},  # all unsaid: the model's own MAGA defaults (models.specs)
 }
 SOURCE = "evaluation settings"  # where a settings problem is reported from
 
