@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from sketchstory.models import SKETCH_REGISTRY
+from sketchstory.sketches import MAX_PIXELS
 from sketchstory.ui.canvas import CANVAS_LONG_SIDE, MAX_UPLOAD_MB, UPLOAD_LONG_SIDE
 from sketchstory.ui.settings_form import FIELDS, Field
 
@@ -236,9 +237,11 @@ def build_widgets(work_folder: str) -> Widgets:
                             w["chosen"] = gr.Textbox(visible="hidden", elem_id="chosen-picture-data")
                             w["chosen_btn"] = gr.Button(visible="hidden", elem_id="chosen-picture")
                             gr.Markdown("Draw with the brush in black; remove lines with the eraser "
-                                        "or white paint; the image tool takes a drawing or photo (PNG, JPEG, "
-                                        f"WebP…, up to {MAX_UPLOAD_MB} MB), which your browser reduces to at most "
-                                        f"{UPLOAD_LONG_SIDE} px and the server cleans into black lines on white.",
+                                        "or white paint; the image tool takes a drawing or photo of any size, "
+                                        f"which your browser reduces to at most {UPLOAD_LONG_SIDE} px (a file it "
+                                        f"cannot show is sent as it is: up to {MAX_UPLOAD_MB} MB and "
+                                        f"{MAX_PIXELS // 10**6} megapixels) and the server cleans into black "
+                                        "lines on white.",
                                         elem_classes=["hint"], elem_id="sketch-help")
                             with gr.Row():
                                 w["flip_btn"] = gr.Button("Flip ↔", size="sm", elem_id="flip-sketch")
