@@ -5,6 +5,8 @@ These modules do not import Gradio, so they run without the ``ui`` extra.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -18,6 +20,7 @@ from sketchstory.library.index import LibraryError, Meta
 from sketchstory.library.store import Library
 from sketchstory.models import ModelLoadError
 from sketchstory.pipeline.runner import RunReport
+from sketchstory.sketches import SketchError
 from sketchstory.story import StoryError, load_story, parse_story
 from sketchstory.ui import state
 from sketchstory.ui.canvas import (
@@ -26,6 +29,7 @@ from sketchstory.ui.canvas import (
     editor_value,
     is_blank,
     merge_drawing,
+    picture_from_data_url,
     reduced,
     same_sketch,
     shown_sketch,
@@ -234,6 +238,23 @@ def test_one_stroke_changes_only_what_was_drawn(tmp_path: Path) -> None:
     stroke[10:70, 390:510] = True
     assert np.array_equal(merged[~stroke], np.asarray(shown)[~stroke])  # untouched pixels are exactly as shown
     assert merged[stroke].min() == 0  # the stroke is in
+
+
+def test_pictures_sent_by_the_page_are_decoded_reduced_and_limited() -> None:
+    """Item 4 of issue 20: the page's script sends a chosen picture as a data URL; the server checks it again."""
+    big = Image.new("RGB", (3000, 1500), "white")
+    buffer = io.BytesIO()
+    big.save(buffer, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    assert picture_from_data_url(url).size == (1024, 512)  # a picture that came another way is reduced here too
+    with pytest.raises(SketchError, match="not a picture") as err:
+        picture_from_data_url("data:text/plain;base64," + base64.b64encode(b"notes").decode())
+    assert "/tmp" not in str(err.value)
+    with pytest.raises(SketchError, match="larger than 25 MB"):
+        picture_from_data_url("data:image/png;base64," + "A" * (34 * 2**20))
+    for damaged in ("notes", "data:image/png;base64,@@@"):
+        with pytest.raises(SketchError):
+            picture_from_data_url(damaged)
 
 
 def test_big_pictures_are_reduced_fast() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 from pathlib import Path
 
 import pytest
@@ -175,6 +178,45 @@ def test_a_huge_upload_is_reduced_and_saved_quickly(page) -> None:
     out = h.upload_drawing(story, 2, {"background": big, "layers": [], "composite": None})
     assert time.perf_counter() - started < 10
     assert out[w.story].panels[2].sketch.startswith("sketches/") and out[w.editor]["value"]["layers"]
+
+
+def chosen(panel: int, picture: Image.Image | bytes | None, name: str = "drawing.png") -> str:
+    """What the page's script sends for a picture chosen on ``panel`` (see app.JS)."""
+    if isinstance(picture, Image.Image):
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        picture = buffer.getvalue()
+    url = None if picture is None else "data:image/png;base64," + base64.b64encode(picture).decode()
+    return json.dumps({"panel": panel, "name": name, "picture": url})
+
+
+def test_a_chosen_picture_lands_on_the_panel_it_was_chosen_on(page) -> None:
+    """Item 4: the page's script sends the picture with its panel; the open panel's view changes only if it is that one."""
+    h, w = page
+    story = h.ws.load()
+    assert h.chosen_picture(story, 0, "") == h.unchanged()  # the button pressed with no picture waiting
+    out = h.chosen_picture(story, 0, chosen(2, stroke(700)))  # chosen on panel 3, panel 1 opened meanwhile
+    assert out[w.story].panels[2].sketch.startswith("sketches/") and h.ws.load() == out[w.story]
+    assert set(out) == {w.story, w.storyboard}  # panel 1's canvas, fields and radio stay as they are
+    out = h.chosen_picture(out[w.story], 0, chosen(0, stroke()))
+    assert out[w.story].panels[0].sketch != story.panels[0].sketch
+    assert out[w.editor]["value"]["layers"] and out[w.canny] is not None and w.selector not in out
+    with pytest.warns(UserWarning, match="panel was deleted"):
+        assert h.chosen_picture(story, 0, chosen(7, stroke())) == h.unchanged()
+
+
+def test_a_chosen_file_that_is_not_a_picture_keeps_the_sketch(page) -> None:
+    h, w = page
+    story = h.ws.load()
+    out = h.chosen_picture(story, 0, chosen(0, b"just some notes", "notes.png"))
+    assert set(out) == {w.panel_note} and "notes.png cannot be Panel 1's sketch, so its sketch is kept" in (
+        out[w.panel_note])
+    assert "not a picture" in out[w.panel_note] and "/tmp" not in out[w.panel_note]
+    with pytest.warns(UserWarning, match="big.tif cannot be Panel 2's sketch.*larger than 25 MB"):
+        assert h.chosen_picture(story, 0, chosen(1, None, "big.tif")) == h.unchanged()
+    with pytest.warns(UserWarning, match="no lines"):
+        h.chosen_picture(story, 1, chosen(2, Image.new("RGB", (64, 64), "white")))
+    assert h.ws.load() == story
 
 
 def test_seeds_round_trip_exactly_through_the_page(page) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageDraw
 
 pytest.importorskip("gradio", reason="the web UI needs the 'ui' extra (gradio)")
 pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
@@ -88,6 +89,37 @@ def test_a_file_that_is_not_a_picture_keeps_the_sketch(page: sync_api.Page, serv
     sync_api.expect(page.locator("#panel-note")).to_contain_text("sketch is kept")
     page.wait_for_timeout(1000)  # any late canvas event has arrived
     assert saved(ws)["panels"][0]["sketch"] == before
+
+
+def test_a_huge_picture_is_reduced_and_lands_on_the_panel_it_was_chosen_on(
+        page: sync_api.Page, served, tmp_path: Path) -> None:
+    """Item 4: a 6000 x 6000 picture chosen on Panel 1 is Panel 1's sketch in seconds; a click on Panel 3 made
+    at once goes through and stays, and the radio, the canvas and the storyboard agree."""
+    _, ws = served
+    huge = tmp_path / "huge.png"
+    picture = Image.new("L", (6000, 6000), 255)
+    ImageDraw.Draw(picture).ellipse((600, 600, 5400, 5400), outline=0, width=60)
+    picture.save(huge, compress_level=1)
+    open_panel(page, 1, "a young wizard stands in a forest")
+    before = saved(ws)["panels"][0]["sketch"]
+    page.locator("#sketch-canvas input[type=file]").set_input_files(str(huge))
+    # Gradio's editor painted the picture at full size: the page did not take a click for over a minute.
+    page.locator("#panel-selector label", has_text="Panel 3").click(timeout=15_000)
+    sync_api.expect(text_field(page, "panel-prompt")).to_have_value("the wizard meets a creature", timeout=15_000)
+    wait_until(page, lambda: saved(ws)["panels"][0]["sketch"] != before, "the picture saved", timeout_s=30)
+    page.wait_for_timeout(1500)  # any late event has arrived
+    panels = saved(ws)["panels"]
+    assert panels[2]["sketch"] is None, "the picture went to the panel opened after it was chosen"
+    sketch = Image.open(ws.root / panels[0]["sketch"])
+    assert max(sketch.size) <= 1024 and min(sketch.getextrema()) == 0  # reduced, and the circle is in
+    sync_api.expect(page.locator("#panel-selector input:checked")).to_have_count(1)
+    sync_api.expect(page.locator("#panel-selector label:has(input:checked)")).to_have_text("Panel 3")
+    sync_api.expect(text_field(page, "panel-prompt")).to_have_value("the wizard meets a creature")
+    sync_api.expect(page.locator("#sketch-canvas")).not_to_have_class(re.compile("has-sketch"))
+    sync_api.expect(page.locator("#storyboard img").first).to_have_attribute(
+        "src", re.compile(re.escape(Path(panels[0]["sketch"]).name)))
+    open_panel(page, 1, "a young wizard stands in a forest")
+    sync_api.expect(page.locator("#sketch-canvas")).to_have_class(re.compile("has-sketch"))
 
 
 def test_the_upload_prompt_is_not_written_over_a_sketch(page: sync_api.Page) -> None:

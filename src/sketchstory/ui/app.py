@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from sketchstory.ui import DEFAULT_WORK
+from sketchstory.ui.canvas import MAX_UPLOAD_MB, UPLOAD_LONG_SIDE
 from sketchstory.ui.handlers import Handlers
 from sketchstory.ui.render import Renderer
 from sketchstory.ui.widgets import MAX_UPLOAD, Widgets, build_widgets
@@ -80,8 +81,60 @@ JS = """
   new MutationObserver(name).observe(document.body, {subtree: true, childList: true, attributes: true,
                                                       attributeFilter: ['checked']});
   name();
+
+  // A picture chosen for the canvas (file dialog or drop) never reaches the editor: it decodes and
+  // paints it at full size (a 6000 px photo froze the page for minutes) and silently drops a picture
+  // it is still reading when a panel click's answer sets its value. Instead the picture is decoded
+  // off the page's thread, reduced here and sent with the panel it was chosen on through the hidden
+  // #chosen-picture button (see wire and Handlers.chosen_picture).
+  const waiting = window.sketchstoryChosen = [];
+  const dataUrl = (blob) => new Promise((done, fail) => {
+    const reader = new FileReader();
+    reader.onload = () => done(reader.result);
+    reader.onerror = () => fail(reader.error);
+    reader.readAsDataURL(blob);
+  });
+  const reduce = async (file) => {
+    const bitmap = await createImageBitmap(file);
+    const scale = Math.min(1, LONG_SIDE / Math.max(bitmap.width, bitmap.height));
+    const small = new OffscreenCanvas(Math.max(1, Math.round(bitmap.width * scale)),
+                                      Math.max(1, Math.round(bitmap.height * scale)));
+    const context = small.getContext('2d');
+    context.imageSmoothingQuality = 'high';
+    context.drawImage(bitmap, 0, 0, small.width, small.height);
+    bitmap.close();
+    return dataUrl(await small.convertToBlob({type: 'image/png'}));
+  };
+  const choose = async (file) => {
+    const panel = [...document.querySelectorAll('#panel-selector input[type=radio]')].findIndex((r) => r.checked);
+    let picture = null;
+    try {
+      picture = await reduce(file);
+    } catch {  // not a picture the browser reads: the server may (else it says why), if it is not too big
+      if (file.size <= MAX_BYTES) picture = await dataUrl(file);
+    }
+    waiting.push(JSON.stringify({panel, name: file.name, picture}));
+    document.querySelector('#chosen-picture').click();
+  };
+  const take = (event, files) => {
+    if (!files || !files.length) return false;
+    event.stopImmediatePropagation();
+    event.preventDefault();
+    choose(files[0]);
+    return true;
+  };
+  document.addEventListener('change', (event) => {
+    if (event.target.matches?.('#sketch-canvas input[type=file]') && take(event, event.target.files)) {
+      event.target.value = '';  // the same file can be chosen again
+    }
+  }, true);
+  document.addEventListener('drop', (event) => {
+    if (event.target.closest?.('#sketch-canvas')) take(event, event.dataTransfer?.files);
+  }, true);
 }
-"""
+""".replace("LONG_SIDE", str(UPLOAD_LONG_SIDE)).replace("MAX_BYTES", str(MAX_UPLOAD_MB * 2**20))
+# The hidden button's script hands the next waiting picture to Handlers.chosen_picture.
+NEXT_CHOSEN = "(story, open, _) => [story, open, window.sketchstoryChosen?.shift() ?? '']"
 
 
 def build_app(workspace: Workspace, renderer: Renderer) -> gr.Blocks:
@@ -107,8 +160,10 @@ def wire(app: gr.Blocks, w: Widgets, h: Handlers) -> None:
     w.upload_btn.upload(h.upload_story, w.upload_btn, everything, **edit)
     w.save_btn.click(h.save_to, {w.path, *w.form, w.story}, [w.story], **edit)
 
-    w.selector.input(h.select, [w.story, w.selector], panel_out, **edit)
-    w.storyboard.select(h.select_from_storyboard, w.story, panel_out, **edit)
+    # A panel clicked while the last click is still being answered is opened after it ("once", Gradio's
+    # default, would drop it: the radio would show one panel and the fields another).
+    w.selector.input(h.select, [w.story, w.selector], panel_out, trigger_mode="always_last", **edit)
+    w.storyboard.select(h.select_from_storyboard, w.story, panel_out, trigger_mode="always_last", **edit)
     for panel_field in (w.prompt, w.caption, w.seed):
         panel_field.change(h.edit_panel, [w.story, *w.panel_fields, w.panel_note], [w.story, w.panel_note],
                           trigger_mode="always_last", **edit)
@@ -123,6 +178,9 @@ def wire(app: gr.Blocks, w: Widgets, h: Handlers) -> None:
     w.editor.change(h.draw, [w.story, w.selector, w.editor],
                     [w.story, w.canny, w.storyboard, w.panel_note, w.editor], **edit)
     w.editor.upload(h.upload_drawing, [w.story, w.selector, w.editor], panel_out, **edit)
+    w.chosen_btn.click(h.chosen_picture, [w.story, w.selector, w.chosen],
+                       [w.story, w.editor, w.canny, w.panel_note, w.storyboard], js=NEXT_CHOSEN,
+                       trigger_mode="multiple", **edit)  # one event per picture, however fast they come
     sketch_in = [w.story, w.selector]
     w.flip_btn.click(partial(h.edit_sketch, op="flip", axis="horizontal"), sketch_in, panel_out, **edit)
     w.thicker_btn.click(partial(h.edit_sketch, op="thickness", pixels=1), sketch_in, panel_out, **edit)

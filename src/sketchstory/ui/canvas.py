@@ -10,12 +10,15 @@ thicken and break a small sketch's grey lines on every stroke).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from sketchstory.sketches import canny_condition, fit_to_frame, load_image, normalize_sketch
+from sketchstory.sketches import SketchError, canny_condition, fit_to_frame, load_image, normalize_sketch
 from sketchstory.story import Settings
 
 CANVAS_LONG_SIDE = 512
@@ -25,6 +28,8 @@ BLANK_LEVEL = 250
 DRAWN_LEVEL = 8
 # Uploads are reduced to this long side before they are cleaned (a 6000 px photo would take minutes).
 UPLOAD_LONG_SIDE = 2 * CANVAS_LONG_SIDE
+# The largest file the server takes (said beside the canvas; the browser reduces bigger pictures first).
+MAX_UPLOAD_MB = 25
 
 
 def canvas_size(settings: Settings) -> tuple[int, int]:
@@ -70,6 +75,29 @@ def reduced(picture: Image.Image, long_side: int = UPLOAD_LONG_SIDE) -> Image.Im
     small = picture.copy()
     small.thumbnail((long_side, long_side), Image.Resampling.BOX, reducing_gap=2.0)
     return small
+
+
+def picture_from_data_url(url: str) -> Image.Image:
+    """The picture in a base64 ``data:`` URL (as the page's script sends it), reduced to UPLOAD_LONG_SIDE.
+
+    ``SketchError`` if it is not one, is larger than MAX_UPLOAD_MB, or is no picture Pillow can read.
+    """
+    head, _, data = url.partition(",")
+    if not (head.startswith("data:") and head.endswith(";base64")):
+        raise SketchError("it did not arrive as a picture")
+    if len(data) * 3 // 4 > MAX_UPLOAD_MB * 2**20:
+        raise SketchError(f"it is larger than {MAX_UPLOAD_MB} MB")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except binascii.Error as e:
+        raise SketchError("it arrived damaged") from e
+    with tempfile.TemporaryDirectory() as folder:  # load_image reads files: every format and check it has
+        path = Path(folder) / "picture"
+        path.write_bytes(raw)
+        try:
+            return reduced(load_image(path))
+        except SketchError as e:  # its message names the temporary file
+            raise SketchError(str(e).replace(str(path), "the file")) from e
 
 
 def merge_drawing(composite: Image.Image, shown: Image.Image | None, size: tuple[int, int]) -> Image.Image | None:

@@ -8,6 +8,7 @@ the console for what a user can cause (``print_exception=False``); only unexpect
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -26,12 +27,14 @@ from sketchstory.sketches import SketchError, normalize_sketch
 from sketchstory.story import Story, StoryError
 from sketchstory.ui import state
 from sketchstory.ui.canvas import (
+    MAX_UPLOAD_MB,
     canny_preview,
     canvas_size,
     editor_value,
     enlarged,
     is_blank,
     merge_drawing,
+    picture_from_data_url,
     placeholder,
     reduced,
     same_sketch,
@@ -351,6 +354,41 @@ class Handlers:
         if same_sketch(sketch, self._current_sketch(story, index, size)):
             return self.unchanged()
         return {self.w.story: (story := self._with_sketch(story, index, sketch))} | self.panel_view(story, index)
+
+    def chosen_picture(self, story: Story, open_index: int | None, message: str) -> Update:
+        """A picture chosen for the canvas, sent by the page's script (see app.JS) with the panel it was
+        chosen on: it becomes that panel's sketch, cleaned.
+
+        Only what shows that panel is redrawn, and the canvas only while that panel is open: a click on
+        another panel made while the picture was on its way stands. A file that is not a picture keeps
+        the sketch and says why.
+        """
+        try:
+            chosen = json.loads(message)
+            index, name, picture = int(chosen["panel"]), str(chosen["name"]), chosen["picture"]
+        except (ValueError, TypeError, KeyError):
+            return self.unchanged()  # "": no picture waiting (the button's script found none)
+        if not 0 <= index < len(story.panels):
+            gr.Warning(f"{name} is not used: its panel was deleted while it was on its way")
+            return self.unchanged()
+        is_open = open_index is not None and state.clamp_index(story, open_index) == index
+        try:
+            if picture is None:  # the browser could not reduce it, and it is too big to send as it is
+                raise SketchError(f"it is larger than {MAX_UPLOAD_MB} MB and not a picture your browser can reduce")
+            sketch = normalize_sketch(picture_from_data_url(picture), canvas_size(story.settings))
+        except SketchError as e:
+            note = f"**{name} cannot be Panel {index + 1}'s sketch, so its sketch is kept:** {e}"
+            if is_open:
+                return {self.w.panel_note: note}
+            gr.Warning(note.replace("**", ""))
+            return self.unchanged()
+        story = self._with_sketch(story, index, sketch)
+        if not is_open:
+            gr.Info(f"{name} is Panel {index + 1}'s sketch now.")
+            return {self.w.story: story, self.w.storyboard: self.storyboard(story)}
+        view = self.panel_view(story, index)
+        return {self.w.story: story} | {c: view[c] for c in (self.w.editor, self.w.canny, self.w.panel_note,
+                                                             self.w.storyboard)}
 
     def edit_sketch(self, story: Story, index: int | None, op: str, **params: Any) -> Update:
         """One of :mod:`sketchstory.editing`'s operations on the panel's sketch (a new file; the old stays)."""

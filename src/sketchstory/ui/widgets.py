@@ -13,12 +13,13 @@ from typing import Any
 import gradio as gr
 
 from sketchstory.models import SKETCH_REGISTRY
-from sketchstory.ui.canvas import CANVAS_LONG_SIDE
+from sketchstory.sketches import MAX_PIXELS
+from sketchstory.ui.canvas import CANVAS_LONG_SIDE, MAX_UPLOAD_MB, UPLOAD_LONG_SIDE
 from sketchstory.ui.settings_form import FIELDS, Field
 
 SettingInput = gr.Dropdown | gr.Checkbox | gr.Slider | gr.Number | gr.Textbox
-# Said beside the canvas and enforced by the server (launch's max_file_size); bigger pictures are reduced.
-MAX_UPLOAD = "25mb"
+# The server's limit on uploaded files (launch's max_file_size); said beside the canvas.
+MAX_UPLOAD = f"{MAX_UPLOAD_MB}mb"
 SEED_INFO = "A whole number; empty: derived from the story seed and the position."
 
 
@@ -63,6 +64,8 @@ class Widgets:
     seed: gr.Textbox
     panel_note: gr.Markdown
     editor: gr.ImageEditor
+    chosen: gr.Textbox
+    chosen_btn: gr.Button
     remove_sketch_btn: gr.Button
     canny: gr.Image
     flip_btn: gr.Button
@@ -230,11 +233,16 @@ def build_widgets(work_folder: str) -> Widgets:
                                 brush=gr.Brush(colors=["#000000", "#ffffff"], color_mode="fixed",
                                                default_size=4),
                                 eraser=gr.Eraser(default_size=14), height=600, elem_id="sketch-canvas")
+                            # The page's script sends pictures chosen for the canvas here (see app.JS).
+                            w["chosen"] = gr.Textbox(visible="hidden", elem_id="chosen-picture-data")
+                            w["chosen_btn"] = gr.Button(visible="hidden", elem_id="chosen-picture")
                             gr.Markdown("Draw with the brush in black; remove lines with the eraser "
-                                        "or white paint; the image tool uploads a drawing or photo (up to "
-                                        f"{MAX_UPLOAD[:-2]} MB; larger than 1024 px is reduced), which is "
-                                        "cleaned into black lines on white.", elem_classes=["hint"],
-                                        elem_id="sketch-help")
+                                        "or white paint; the image tool takes a drawing or photo of any size, "
+                                        f"which your browser reduces to at most {UPLOAD_LONG_SIDE} px (a file it "
+                                        f"cannot show is sent as it is: up to {MAX_UPLOAD_MB} MB and "
+                                        f"{MAX_PIXELS // 10**6} megapixels) and the server cleans into black "
+                                        "lines on white.",
+                                        elem_classes=["hint"], elem_id="sketch-help")
                             with gr.Row():
                                 w["flip_btn"] = gr.Button("Flip ↔", size="sm", elem_id="flip-sketch")
                                 w["thicker_btn"] = gr.Button("Thicker lines", size="sm",
