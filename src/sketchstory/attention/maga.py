@@ -70,6 +70,10 @@ class MAGARun:
     routing: Routing | None = None  # character-routed memory (its tracks replace the policy's panel sources)
     state: MAGAState = field(default_factory=MAGAState)
     calls: int = 0  # MAGA (not plain) attention calls, so tests can check that MAGA fired
+    # Routed masks of the panels being denoised, by (panel, tokens): without a token budget a mask depends
+    # on neither layer nor step, so it is built once per resolution, not at every layer and step.
+    _masks: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict, repr=False)
+    _masks_for: tuple[int, ...] = ()
 
     def is_active(self, layer: int) -> bool:
         return layer >= self.config.first_layer and self.state.step >= self.config.start_step
@@ -101,6 +105,20 @@ class MAGARun:
     def _shared(self, panel: int, layer: int, t: torch.Tensor, num_tokens: int) -> torch.Tensor:
         idx = self._indices(panel, layer, num_tokens)
         return t if idx is None else t.index_select(2, idx.to(t.device))
+
+    def _cached_mask(self, routing: Routing, n: int, sources: tuple[int, ...], layer: int, num_tokens: int,
+                     like: torch.Tensor) -> torch.Tensor:
+        """The routed mask as ``like``'s device and dtype; kept while the same panels are denoised when
+        the token budget picks no tokens (the mask's only dependence on layer and step)."""
+        if self.config.token_budget is not None:
+            return self._routed_mask(routing, n, sources, layer, num_tokens).to(device=like.device, dtype=like.dtype)
+        if self._masks_for != self.state.panels:  # a new chunk: the old chunk's masks are not read again
+            self._masks, self._masks_for = {}, self.state.panels
+        key = (n, num_tokens)
+        if key not in self._masks:
+            mask = self._routed_mask(routing, n, sources, layer, num_tokens)
+            self._masks[key] = mask.to(device=like.device, dtype=like.dtype)
+        return self._masks[key]
 
     def _routed_mask(self, routing: Routing, n: int, sources: tuple[int, ...], layer: int,
                      num_tokens: int) -> torch.Tensor:
@@ -147,7 +165,7 @@ class MAGARun:
             values = torch.cat([v[:, i], *(mv.to(v.dtype) for _, mv in mem)], dim=2)
             mask = None
             if self.routing is not None:
-                mask = self._routed_mask(self.routing, n, sources, layer, n_tok).to(device=q.device, dtype=q.dtype)[None, None]
+                mask = self._cached_mask(self.routing, n, sources, layer, n_tok, q)[None, None]
             elif any(bias := self.bias(n, sources)):
                 parts = [torch.zeros(n_tok)] + [torch.full((mk.shape[2],), b) for (mk, _), b in zip(mem, bias, strict=True)]
                 mask = torch.cat(parts).to(device=q.device, dtype=q.dtype)[None, None, None, :]
