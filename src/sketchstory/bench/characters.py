@@ -6,8 +6,10 @@ the runner, with the same prompts, sketches, seeds and MAGA settings: ``shared``
 with their boxes, and its setting: one track per character and setting). Times are the process's
 CPU time (run with ``OMP_NUM_THREADS=1`` on a shared machine), each row the median of ``repeats``
 renders taken in turns, so load that drifts during the run falls on both. Rows in sequential mode
-also give the memory bank's peak: with a bounded policy it stays flat in N however the characters
-come and go (issue 18's target: routed per panel within 1.1x of shared, bank bounded per character).
+also give the memory bank's peak. Routed, each track (character or setting) holds at most its
+policy's panels (``anchors:0+window:2``: 3), so the bank is bounded by the number of characters and
+settings, not by N; it keeps every token of a panel (the regions replace the subject mask), shared
+memory only the subject's. Issue 18's target: routed per panel within 1.1x of shared.
 
     python -m sketchstory.bench.characters --arch demo tiny tiny-sdxl --panels 4 8 16
 """
@@ -25,12 +27,11 @@ from pathlib import Path
 from sketchstory.attention.budget import layer_shapes, panel_bytes
 from sketchstory.demo.duo import make_duo_story
 from sketchstory.demo.stories import write_duo_folder
+from sketchstory.demo.study_characters import MAGA  # the two-character study's MAGA, for both rows
 from sketchstory.models import REGISTRY, Components, load, resolve_spec
 from sketchstory.pipeline.runner import RunOptions, generate
 from sketchstory.story import load_story
 
-# The demo model's MAGA for the two-character study (study_characters.py); the model decides appearance early.
-MAGA = {"start_layer": 0, "start_step": 0, "gain": 2.0, "subject_mask": True}
 TARGET = 1.1  # routed per-panel time / shared
 STORY_SEED = 1_000_000
 
