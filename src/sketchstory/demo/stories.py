@@ -3,7 +3,8 @@
 A world story (one character, same spoken and hidden colours, different scenes) becomes a
 sketchstory story file plus its sketches, ready for ``sketchstory generate``. The world's
 captions are the prompts, so the demo model understands them; the hidden colours are never
-said, so keeping them the same across panels is left to MAGA.
+said, so keeping them the same across panels is left to MAGA. A two-character story (``duo.py``)
+is written routed by character (format 2: boxes and settings) or as one shared memory (format 1).
 """
 
 from __future__ import annotations
