@@ -72,7 +72,7 @@ class MAGARun:
     calls: int = 0  # MAGA (not plain) attention calls, so tests can check that MAGA fired
     # Routed masks of the panels being denoised, by (panel, tokens): without a token budget a mask depends
     # on neither layer nor step, so it is built once per resolution, not at every layer and step.
-    _masks: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
+    _masks: dict[tuple[int, int], tuple[torch.Tensor, list[torch.Tensor]]] = field(default_factory=dict, repr=False)
     _masks_for: tuple[int, ...] = ()
 
     def is_active(self, layer: int) -> bool:
@@ -107,12 +107,12 @@ class MAGARun:
         return t if idx is None else t.index_select(2, idx.to(t.device))
 
     def _cached_mask(self, routing: Routing, n: int, sources: tuple[int, ...], layer: int, num_tokens: int,
-                     like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                     sizes: list[int], like: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(mask, read): the routed mask over own tokens and the memory tokens some own token reads, as
-        ``like``'s device and dtype, and those memory tokens' indices. Tokens no route reaches are left out of
-        the attention (exact: their weight is exp(-inf) = 0), so its cost follows the regions, not the panels.
-        Kept while the same panels are denoised when the token budget picks no tokens (the mask's only
-        dependence on layer and step)."""
+        ``like``'s device and dtype, and per source (holding ``sizes`` tokens) the indices of those tokens.
+        Tokens no route reaches are left out of the attention (exact: their weight is exp(-inf) = 0), so its
+        cost follows the regions read, not the panels. Kept while the same panels are denoised when the
+        token budget picks no tokens (the mask's only dependence on layer and step)."""
         key = (n, num_tokens)
         if self.config.token_budget is None:
             if self._masks_for != self.state.panels:  # a new chunk: the old chunk's masks are not read again
@@ -120,9 +120,13 @@ class MAGARun:
             if key in self._masks:
                 return self._masks[key]
         mask = self._routed_mask(routing, n, sources, layer, num_tokens)
-        read = torch.nonzero(torch.isfinite(mask[:, num_tokens:]).any(dim=0)).flatten()
-        mask = torch.cat([mask[:, :num_tokens], mask[:, num_tokens:].index_select(1, read)], dim=1)
-        out = (mask.to(device=like.device, dtype=like.dtype), read.to(like.device))
+        columns, read, start = [mask[:, :num_tokens]], [], num_tokens
+        for size in sizes:
+            part = mask[:, start : start + size]
+            read.append(torch.nonzero(torch.isfinite(part).any(dim=0)).flatten().to(like.device))
+            columns.append(part.index_select(1, read[-1].to(part.device)))
+            start += size
+        out = (torch.cat(columns, dim=1).to(device=like.device, dtype=like.dtype), read)
         if self.config.token_budget is None:
             self._masks[key] = out
         return out
@@ -170,10 +174,11 @@ class MAGARun:
             mem = [kv_of(m) for m in sources]
             mask = None
             if self.routing is not None:
-                mask, read = self._cached_mask(self.routing, n, sources, layer, n_tok, q)
+                mask, read = self._cached_mask(self.routing, n, sources, layer, n_tok, [mk.shape[2] for mk, _ in mem], q)
                 mask = mask[None, None]
-                mem_k, mem_v = (torch.cat([kv[j].to(k.dtype) for kv in mem], dim=2).index_select(2, read) for j in (0, 1))
-                keys, values = torch.cat([k[:, i], mem_k], dim=2), torch.cat([v[:, i], mem_v], dim=2)
+                pairs = list(zip(mem, read, strict=True))
+                keys = torch.cat([k[:, i], *(mk.index_select(2, r.to(mk.device)).to(k) for (mk, _), r in pairs)], dim=2)
+                values = torch.cat([v[:, i], *(mv.index_select(2, r.to(mv.device)).to(v) for (_, mv), r in pairs)], dim=2)
             else:
                 keys = torch.cat([k[:, i], *(mk.to(k.dtype) for mk, _ in mem)], dim=2)
                 values = torch.cat([v[:, i], *(mv.to(v.dtype) for _, mv in mem)], dim=2)
