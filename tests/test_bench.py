@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sketchstory.bench import characters
 from sketchstory.bench.architectures import _block_initialisers, sd15_components
 from sketchstory.bench.scaling import table
 from sketchstory.cli import main
@@ -97,3 +98,12 @@ def test_table_adds_peak_cuda_memory_for_gpu_runs() -> None:
     assert "CUDA" not in table(result)
     result["rows"] = [row | {"peak_cuda_bytes": 3 * 2**30}]
     assert "| peak CUDA memory (GiB) |" in table(result) and "| 1.00 | 3.00 |" in table(result)
+
+
+def test_character_bench_rows_routed_against_shared(capsys) -> None:
+    assert characters.main(["--arch", "tiny", "--size", "32", "--steps", "1", "--panels", "4", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| tiny | sequential | 4 |" in out and "| tiny | auto | 4 |" in out and "routed / shared: worst row" in out
+    (row,) = [line for line in out.splitlines() if line.startswith("| tiny | sequential")]
+    held, tracks = row.split(" | ")[-2:]
+    assert int(held) >= 2 and tracks.startswith(("4 (2 + 2)", "5 (2 + 3)", "6 (2 + 4)"))

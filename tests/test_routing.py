@@ -120,3 +120,19 @@ def test_a_character_absent_from_a_panel_leaves_it_unchanged_by_its_memory(tiny)
     out = sequential(tiny, jobs, run)
     torch.testing.assert_close(out[1], clean[1], rtol=0, atol=1e-6)  # B's panel never reads A's tokens
     assert (out[2] - clean[2]).abs().amax() > 50 * TOL  # A's panel does: the test can fail
+
+
+@pytest.mark.parametrize("kw", [{}, {"token_budget": 9}])
+def test_the_mask_is_built_once_per_panel_and_resolution_unless_a_token_budget_picks_tokens(tiny, kw):
+    jobs, conds = make_jobs(tiny)
+    run = routed_run(tiny, conds, "anchors:0+window:1", CAST, ["forest", "forest", "castle", "forest"], **kw)
+    built, build = [], run._routed_mask
+
+    def counted(routing, n, sources, layer, tokens):
+        built.append((n, tokens))
+        return build(routing, n, sources, layer, tokens)
+
+    run._routed_mask = counted
+    sequential(tiny, jobs, run)
+    assert {n for n, _ in built} == {1, 2, 3}  # panel 0 reads no memory
+    assert (len(built) == len(set(built))) == (not kw)  # a budget's tokens change with layer and step

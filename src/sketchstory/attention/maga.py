@@ -70,6 +70,10 @@ class MAGARun:
     routing: Routing | None = None  # character-routed memory (its tracks replace the policy's panel sources)
     state: MAGAState = field(default_factory=MAGAState)
     calls: int = 0  # MAGA (not plain) attention calls, so tests can check that MAGA fired
+    # Routed masks of the panels being denoised, by (panel, tokens): without a token budget a mask depends
+    # on neither layer nor step, so it is built once per resolution, not at every layer and step.
+    _masks: dict[tuple[int, int], tuple[torch.Tensor, list[torch.Tensor]]] = field(default_factory=dict, repr=False)
+    _masks_for: tuple[int, ...] = ()
 
     def is_active(self, layer: int) -> bool:
         return layer >= self.config.first_layer and self.state.step >= self.config.start_step
@@ -101,6 +105,31 @@ class MAGARun:
     def _shared(self, panel: int, layer: int, t: torch.Tensor, num_tokens: int) -> torch.Tensor:
         idx = self._indices(panel, layer, num_tokens)
         return t if idx is None else t.index_select(2, idx.to(t.device))
+
+    def _cached_mask(self, routing: Routing, n: int, sources: tuple[int, ...], layer: int, num_tokens: int,
+                     sizes: list[int], like: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(mask, read): the routed mask over own tokens and the memory tokens some own token reads, as
+        ``like``'s device and dtype, and per source (holding ``sizes`` tokens) the indices of those tokens.
+        Tokens no route reaches are left out of the attention (exact: their weight is exp(-inf) = 0), so its
+        cost follows the regions read, not the panels. Kept while the same panels are denoised when the
+        token budget picks no tokens (the mask's only dependence on layer and step)."""
+        key = (n, num_tokens)
+        if self.config.token_budget is None:
+            if self._masks_for != self.state.panels:  # a new chunk: the old chunk's masks are not read again
+                self._masks, self._masks_for = {}, self.state.panels
+            if key in self._masks:
+                return self._masks[key]
+        mask = self._routed_mask(routing, n, sources, layer, num_tokens)
+        columns, read, start = [mask[:, :num_tokens]], [], num_tokens
+        for size in sizes:
+            part = mask[:, start : start + size]
+            read.append(torch.nonzero(torch.isfinite(part).any(dim=0)).flatten().to(like.device))
+            columns.append(part.index_select(1, read[-1].to(part.device)))
+            start += size
+        out = (torch.cat(columns, dim=1).to(device=like.device, dtype=like.dtype), read)
+        if self.config.token_budget is None:
+            self._masks[key] = out
+        return out
 
     def _routed_mask(self, routing: Routing, n: int, sources: tuple[int, ...], layer: int,
                      num_tokens: int) -> torch.Tensor:
@@ -143,14 +172,19 @@ class MAGARun:
                 outs.append(F.scaled_dot_product_attention(q[:, i], k[:, i], v[:, i]))
                 continue
             mem = [kv_of(m) for m in sources]
-            keys = torch.cat([k[:, i], *(mk.to(k.dtype) for mk, _ in mem)], dim=2)
-            values = torch.cat([v[:, i], *(mv.to(v.dtype) for _, mv in mem)], dim=2)
             mask = None
             if self.routing is not None:
-                mask = self._routed_mask(self.routing, n, sources, layer, n_tok).to(device=q.device, dtype=q.dtype)[None, None]
-            elif any(bias := self.bias(n, sources)):
-                parts = [torch.zeros(n_tok)] + [torch.full((mk.shape[2],), b) for (mk, _), b in zip(mem, bias, strict=True)]
-                mask = torch.cat(parts).to(device=q.device, dtype=q.dtype)[None, None, None, :]
+                mask, read = self._cached_mask(self.routing, n, sources, layer, n_tok, [mk.shape[2] for mk, _ in mem], q)
+                mask = mask[None, None]
+                pairs = list(zip(mem, read, strict=True))
+                keys = torch.cat([k[:, i], *(mk.index_select(2, r.to(mk.device)).to(k) for (mk, _), r in pairs)], dim=2)
+                values = torch.cat([v[:, i], *(mv.index_select(2, r.to(mv.device)).to(v) for (_, mv), r in pairs)], dim=2)
+            else:
+                keys = torch.cat([k[:, i], *(mk.to(k.dtype) for mk, _ in mem)], dim=2)
+                values = torch.cat([v[:, i], *(mv.to(v.dtype) for _, mv in mem)], dim=2)
+                if any(bias := self.bias(n, sources)):
+                    parts = [torch.zeros(n_tok)] + [torch.full((mk.shape[2],), b) for (mk, _), b in zip(mem, bias, strict=True)]
+                    mask = torch.cat(parts).to(device=q.device, dtype=q.dtype)[None, None, None, :]
             outs.append(F.scaled_dot_product_attention(q[:, i], keys, values, attn_mask=mask))
         for n in st.write:
             km, vm = kv_of(n)

@@ -3,7 +3,8 @@
 A world story (one character, same spoken and hidden colours, different scenes) becomes a
 sketchstory story file plus its sketches, ready for ``sketchstory generate``. The world's
 captions are the prompts, so the demo model understands them; the hidden colours are never
-said, so keeping them the same across panels is left to MAGA.
+said, so keeping them the same across panels is left to MAGA. A two-character story (``duo.py``)
+is written routed by character (format 2: boxes and settings) or as one shared memory (format 1).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from sketchstory.atomic import atomic_write_text
-from sketchstory.demo import world
+from sketchstory.demo import duo, world
 from sketchstory.provenance import save_png
 
 # The thesis's wizard story (Fig. 4.3), told with what the toy world can draw.
@@ -55,6 +56,36 @@ def write_story_folder(folder: Path, story: world.Story, *, title: str, captions
     doc = {"schema": "sketchstory/story", "version": 1, "title": title, "panels": panels,
            "settings": settings or {"model": "demo", "width": 64, "height": 64, "steps": 20,
                                     "guidance_scale": 4.0}}
+    return atomic_write_text(folder / "story.json", json.dumps(doc, indent=2) + "\n")
+
+
+def write_duo_folder(folder: Path, story: duo.DuoStory, *, title: str, placed: bool,
+                     references: dict[int, np.ndarray] | None = None, settings: dict | None = None) -> Path:
+    """Write a two-character story: ``placed``, as story format 2 (each panel's characters with their boxes
+    from the drawing, and its setting), so MAGA routes by character; else as version 1 with the same
+    prompts, sketches and seeds (one shared memory). ``references``: a picture per character (pair index)."""
+    folder = Path(folder)
+    names = [c.kind for c in story.pair]  # a pair's kinds differ
+    characters = []
+    for i, name in enumerate(names):
+        character: dict = {"name": name}
+        if references is not None and i in references:
+            character["reference"] = f"references/{name}.png"
+            save_png(Image.fromarray(references[i], "RGB"), folder / character["reference"])
+        characters.append(character)
+    panels = []
+    for i, panel in enumerate(story.panels):
+        rel = f"sketches/{i:02d}.png"
+        save_png(Image.fromarray(panel.sketch, "L"), folder / rel)
+        doc_panel: dict = {"prompt": panel.caption, "sketch": rel, "seed": 1000 + i}
+        if placed:
+            doc_panel["characters"] = [{"name": names[c], "box": list(panel.box_fraction(c))} for c in panel.who]
+            doc_panel["setting"] = panel.setting
+        panels.append(doc_panel)
+    doc = {"schema": "sketchstory/story", "version": 2 if placed else 1, "title": title, "panels": panels,
+           "settings": settings or {"model": "demo", "width": 64, "height": 64, "steps": 20, "guidance_scale": 4.0}}
+    if placed:
+        doc["characters"] = characters
     return atomic_write_text(folder / "story.json", json.dumps(doc, indent=2) + "\n")
 
 

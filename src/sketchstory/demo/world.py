@@ -83,12 +83,13 @@ class Scene:
     def caption(self) -> str:
         return self.describe(colour=True)
 
-    def describe(self, colour: bool) -> str:
-        """The caption; without ``colour`` it leaves the body colour unsaid too ("the wizard ...")."""
+    def describe(self, colour: bool, setting: bool = True) -> str:
+        """The caption; without ``colour`` it leaves the body colour unsaid too ("the wizard ..."), without
+        ``setting`` the setting (for a second character in the same scene)."""
         kind = self.character.kind
         who = _DESCRIPTIONS[kind].format(self.character.colour) if colour else kind
-        where = SETTING_PHRASES[self.setting]
-        return f"{self.article} {who} {self.pose} {where}, {_POSITION_PHRASES[self.position]}"
+        where = f" {SETTING_PHRASES[self.setting]}" if setting else ""
+        return f"{self.article} {who} {self.pose}{where}, {_POSITION_PHRASES[self.position]}"
 
 
 @dataclass(frozen=True)
@@ -152,21 +153,32 @@ def random_scene(rng: np.random.Generator, character: Character | None = None, a
     return Scene(character, setting, pose, position, scale, x, ground, facing, layout_seed, article)
 
 
+def draw_figure(p: Painter, scene: Scene, first_label: int = 1) -> dict[str, int]:
+    """Draw the scene's character (not its setting) with part labels from ``first_label``; returns them by part."""
+    ch = scene.character
+    parts = ("figure", "body", *HIDDEN_PARTS[ch.kind])
+    labels = {name: first_label + i for i, name in enumerate(parts)}
+    colours = {"body": COLOURS[ch.colour]} | {part: COLOURS[c] for part, c in ch.hidden.items()}
+    feet = scene.ground + 0.06 - (_JUMP * scene.scale if scene.pose == "jumping" else 0.0)
+    FIGURES[ch.kind](p, Frame(scene.x, feet, scene.scale, scene.facing), scene.pose, colours, labels)
+    return labels
+
+
+def figure_masks(p: Painter, labels: dict[str, int]) -> tuple[dict[str, np.ndarray], tuple[int, int, int, int]]:
+    """A drawn figure's part masks (``Sample.masks``) and the bounding box of what shows of it."""
+    masks = {name: p.mask([label]) for name, label in labels.items() if name != "figure"}
+    masks["character"] = p.mask(list(labels.values()))
+    ys, xs = np.nonzero(p.footprint(list(labels.values())))
+    return masks, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+
+
 def render(scene: Scene, size: int = 64) -> Sample:
     """Draw ``scene`` at ``size`` x ``size`` pixels."""
     p = Painter(size)
     SETTINGS[scene.setting](p, np.random.default_rng(scene.layout_seed), scene.ground)
-    ch = scene.character
-    parts = ("figure", "body", *HIDDEN_PARTS[ch.kind])
-    labels = {name: i + 1 for i, name in enumerate(parts)}
-    colours = {"body": COLOURS[ch.colour]} | {part: COLOURS[c] for part, c in ch.hidden.items()}
-    feet = scene.ground + 0.06 - (_JUMP * scene.scale if scene.pose == "jumping" else 0.0)
-    FIGURES[ch.kind](p, Frame(scene.x, feet, scene.scale, scene.facing), scene.pose, colours, labels)
+    labels = draw_figure(p, scene)
     image, sketch = p.finish()
-    masks = {name: p.mask([labels[name]]) for name in parts[1:]}
-    masks["character"] = p.mask(list(labels.values()))
-    ys, xs = np.nonzero(p.footprint(list(labels.values())))
-    bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    masks, bbox = figure_masks(p, labels)
     return Sample(scene, image, sketch, masks, bbox)
 
 
