@@ -210,18 +210,34 @@ def figure(components: Components, story_file: Path, out: Path) -> Path:
     return out
 
 
+def study_arguments(parser: argparse.ArgumentParser, configs: dict[str, dict], stories: int) -> None:
+    """The options every demo study takes: which held-out stories, configurations and weights, and the gate."""
+    parser.add_argument("--stories", type=int, default=stories)
+    parser.add_argument("--panels", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1_000_000,
+                        help="first world story seed (held out: training uses stories below 10^6)")
+    parser.add_argument("--configs", nargs="+", choices=list(configs), help="a subset of the configurations")
+    parser.add_argument("--weights", type=Path, default=DEMO_DIR, help="a demo model folder (default: the shipped one)")
+    parser.add_argument("--skip-gate", action="store_true", help="run even if the gate fails (to study why)")
+
+
+def checked_gate(components: Components, args: argparse.Namespace, log=print) -> dict | None:
+    """The gate, run first: None when it fails (and ``--skip-gate`` is not given), since a study of a model
+    whose self-attention carries no appearance measures nothing."""
+    gate = run_gate(components)
+    log(describe(gate))
+    if not gate["passed"] and not args.skip_gate:
+        log("the study does not run: this model's self-attention does not carry appearance (see the gate above)")
+        return None
+    return gate
+
+
 def main(argv: list[str] | None = None) -> int:
     log = partial(print, flush=True)
     parser = argparse.ArgumentParser(prog="python -m sketchstory.demo.study", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--design", choices=DESIGNS, default="diffsk")
-    parser.add_argument("--stories", type=int, default=48)
-    parser.add_argument("--panels", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=1_000_000,
-                        help="first world story seed (held out: training uses stories below 10^6)")
-    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), help="a subset of the configurations")
-    parser.add_argument("--weights", type=Path, default=DEMO_DIR, help="a demo model folder (default: the shipped one)")
-    parser.add_argument("--skip-gate", action="store_true", help="run even if the gate fails (to study why)")
+    study_arguments(parser, CONFIGS, stories=48)
     parser.add_argument("-o", "--out", type=Path, default=Path("out/study"))
     parser.add_argument("--figure", nargs=2, type=Path, metavar=("STORY", "PNG"),
                         help="only render STORY without and with MAGA into PNG (no gate, no study)")
@@ -230,10 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.figure:
         print(figure(components, *args.figure))
         return 0
-    gate = run_gate(components)
-    log(describe(gate))
-    if not gate["passed"] and not args.skip_gate:
-        log("the study does not run: this model's self-attention does not carry appearance (see the gate above)")
+    if (gate := checked_gate(components, args, log)) is None:
         return 1
     configs = {k: CONFIGS[k] for k in args.configs} if args.configs else CONFIGS
     study = run_study(components, args.design, args.stories, args.panels, args.seed, configs, log) | {"gate": gate}

@@ -46,8 +46,8 @@ from sketchstory.demo import duo
 from sketchstory.demo.consistency import DEFAULT_THRESHOLD, part_colour
 from sketchstory.demo.gate import model_spec
 from sketchstory.demo.stories import write_duo_folder
-from sketchstory.demo.study import PALETTE_LAB, paired_difference
-from sketchstory.models import DEMO_DIR, Components, load
+from sketchstory.demo.study import PALETTE_LAB, checked_gate, paired_difference, study_arguments
+from sketchstory.models import Components, load
 from sketchstory.pipeline.runner import RunOptions, generate, panel_path
 from sketchstory.story import load_story
 
@@ -167,19 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     log = partial(print, flush=True)
     parser = argparse.ArgumentParser(prog="python -m sketchstory.demo.study_characters", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stories", type=int, default=32)
-    parser.add_argument("--panels", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=1_000_000,
-                        help="first world story seed (held out: training uses stories below 10^6)")
-    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), help="a subset of the configurations")
-    parser.add_argument("--weights", type=Path, default=DEMO_DIR, help="a demo model folder (default: the shipped one)")
+    study_arguments(parser, CONFIGS, stories=32)
     parser.add_argument("-o", "--out", type=Path, default=Path("out/study-characters"))
     args = parser.parse_args(argv)
     components = load(model_spec(args.weights))
+    if (gate := checked_gate(components, args, log)) is None:
+        return 1
     configs = {k: CONFIGS[k] for k in args.configs} if args.configs else CONFIGS
     t0 = time.perf_counter()
     study = run_study(components, args.stories, args.panels, args.seed, configs, log)
-    study["seconds"] = round(time.perf_counter() - t0)
+    study["seconds"], study["gate"] = round(time.perf_counter() - t0), gate
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "study-characters.json", json.dumps(study, indent=2) + "\n")
     atomic_write_text(args.out / "study-characters.md", table(study) + "\n")
