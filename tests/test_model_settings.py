@@ -55,3 +55,12 @@ def test_a_flag_for_another_model_takes_that_models_settings() -> None:
 def test_a_setting_that_does_not_exist_is_refused(key: str) -> None:
     with pytest.raises(StoryError, match="no such setting|Extra inputs|not a valid"):
         story().with_settings({key: 1})
+
+
+def test_the_models_command_shows_what_a_story_without_settings_gets(capsys: pytest.CaptureFixture[str]) -> None:
+    from sketchstory.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "defaults: 64 px, 20 steps, guidance 4; MAGA from layer 0, step 0, gain 2, subject mask" in out
+    assert "defaults: 512 px, 30 steps, guidance 7.5; MAGA from layer 8, step 24/50, gain 0\n" in out

@@ -12,7 +12,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from sketchstory.models import REGISTRY
+    from sketchstory.models.specs import native_settings
+    from sketchstory.story import MagaSettings
 
     for spec in REGISTRY.values():
         print(f"{spec.name:10} {spec.description}\n{'':10} base: {spec.base}\n{'':10} controlnet: {spec.controlnet}")
+        # What a story that leaves its settings out gets: the model's own, over the story format's defaults.
+        maga = MagaSettings().model_dump() | {k.removeprefix("maga."): v for k, v in native_settings(spec.name).items()
+                                              if k.startswith("maga.")}
+        print(f"{'':10} defaults: {spec.native_size} px, {spec.steps} steps, guidance {spec.guidance:g}; MAGA from layer "
+              f"{maga['start_layer']}, step {maga['start_step']}, gain {maga['gain']:g}"
+              + (", subject mask" if maga["subject_mask"] else ""))
     return 0
