@@ -71,3 +71,15 @@ def test_the_web_ui_copies_region_masks_into_its_work_folder(story: Path, tmp_pa
     mask = imported.panels[0].characters[0].mask
     assert notes == [] and mask != "masks/wizard_panel00.png"
     assert (ws.root / mask).read_bytes() == (story.parent / "masks/wizard_panel00.png").read_bytes()
+
+
+def test_check_warns_where_characters_without_boxes_share_a_panel(story: Path, capsys) -> None:
+    assert story_cmd("character", story, "fox", "--description", "a red fox") == 0
+    assert story_cmd("setting", story, 1, "forest") == 0  # version 2: routed; panel 0 has both, unplaced
+    capsys.readouterr()
+    assert main(["check", str(story)]) == 0
+    assert "panels[0]: wizard, fox have no box or mask" in capsys.readouterr().err
+    assert story_cmd("place", story, 0, "fox", "--box", "0.5,0.2,0.95,0.95") == 0
+    capsys.readouterr()
+    assert main(["check", str(story)]) == 0
+    assert "no box or mask" not in capsys.readouterr().err

@@ -106,3 +106,19 @@ def _picture_in(story_dir: Path, picture: Path, folder: str, stem: str) -> str:
         safe = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-") or "picture"
         path = atomic_write_bytes(free_path(root / folder, safe, path.suffix.lower() or ".png"), path.read_bytes())
     return path.relative_to(root).as_posix()
+
+
+def unplaced_together(story: Story) -> list[str]:
+    """Panels of a character-routed story where several characters have neither box nor mask: they all
+    take the sketch's subject region, so routing cannot keep their memories apart (a warning, not an error:
+    the story renders, as one shared memory would)."""
+    if story.version < 2:
+        return []
+    warnings = []
+    for n in range(len(story.panels)):
+        loose = [p.name for p in story.placements(n) if not p.placed]
+        if len(loose) > 1:
+            warnings.append(f"panels[{n}]: {', '.join(loose)} have no box or mask, so they share the sketch's subject "
+                            f"and MAGA cannot keep them apart; place each, e.g. "
+                            f"sketchstory story place STORY {n} {loose[0]} --box 0.05,0.2,0.5,0.95")
+    return warnings

@@ -15,6 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from sketchstory.cast import unplaced_together
     from sketchstory.pipeline.conditions import read_masks, read_references, read_sketches
     from sketchstory.story import load_story
     from sketchstory.tokenizer import clip_tokenizer, long_prompts
@@ -23,7 +24,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     read_sketches(story, args.story.parent, args.library)
     read_masks(story, args.story.parent)
     read_references(story, args.story.parent)
-    for warning in long_prompts(story, clip_tokenizer()):  # every SD1.5 model reads CLIP's 77 tokens
+    # every SD1.5 model reads CLIP's 77 tokens
+    for warning in [*long_prompts(story, clip_tokenizer()), *unplaced_together(story)]:
         print(f"warning: {warning}", file=sys.stderr)
     placed = sum(c.placed for p in story.panels for c in p.characters or ())
     cast = f", {len(story.characters)} character(s), {placed} placed in panels" if story.characters else ""
