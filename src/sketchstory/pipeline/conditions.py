@@ -58,6 +58,15 @@ def read_sketches(story: Story, story_dir: Path, library: Path | None = None) ->
     return out
 
 
+def read_picture(story_dir: Path, ref: str) -> Picture:
+    """(hash of the file, the picture) of a file the story names inside its folder: a region mask or a
+    reference picture; ``ValueError`` or ``SketchError`` when it is missing, outside or unreadable."""
+    path = resolve_sketch(story_dir, ref)
+    if not path.is_file():
+        raise ValueError(f"file not found: {ref}")
+    return file_hash(path), load_image(path)
+
+
 def read_masks(story: Story, story_dir: Path) -> dict[str, Mask]:
     """Every region mask the panels name, by its reference; ``StoryError`` lists every unusable one."""
     out: dict[str, Mask] = {}
@@ -69,17 +78,15 @@ def read_masks(story: Story, story_dir: Path) -> dict[str, Mask]:
                 continue
             where = f"panels[{i}].characters[{j}].mask"
             try:
-                path = resolve_sketch(story_dir, ref)
-                if not path.is_file():
-                    raise ValueError(f"file not found: {ref}")
-                picture = load_image(path).convert("L")
+                digest, picture = read_picture(story_dir, ref)
             except (SketchError, ValueError, OSError) as e:
                 problems.append(f"{where}: {e}")
                 continue
+            picture = picture.convert("L")
             if not (np.asarray(picture) > 127).any():
                 problems.append(f"{where}: {ref} has no light pixels: paint the character's region white on black")
                 continue
-            out[ref] = (file_hash(path), picture)
+            out[ref] = (digest, picture)
     if problems:
         raise StoryError(problems)
     return out
@@ -91,8 +98,7 @@ def read_references(story: Story, story_dir: Path) -> dict[str, Picture]:
     for i, character in enumerate(story.characters):
         if character.reference is not None:
             try:
-                path = resolve_sketch(story_dir, character.reference)
-                out[character.name] = (file_hash(path), load_image(path))
+                out[character.name] = read_picture(story_dir, character.reference)
             except (SketchError, ValueError, OSError) as e:
                 problems.append(f"characters[{i}].reference: {e}")
     if problems:

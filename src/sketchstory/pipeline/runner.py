@@ -187,12 +187,13 @@ class StoryRun:
         c, s = self.components, self.sampling
         # Routed (the story places characters): the policy applies along each character's panels, and a
         # character's reference picture is a memory panel first on its track.
+        is_routed = routed(story)
         self.references = {reference_panel(i): Reference(ch.name, ch.description or ch.name, *references[ch.name])
                            for i, ch in enumerate(story.characters) if ch.name in (references or {})
-                           } if routed(story) else {}
+                           } if is_routed else {}
         self.routing = story_routing(
             story, config.policy, self.inputs, masks or {}, (s.height // c.vae_scale, s.width // c.vae_scale), c.device,
-            {r.character: m for m, r in self.references.items()}) if routed(story) else None
+            {r.character: m for m, r in self.references.items()}) if is_routed else None
         self.policy: MemoryPolicy | Tracks = self.routing.tracks if self.routing is not None else config.policy
         self.config = self._fit_memory_budget(config)
         maga = {"settings": story.settings.maga.model_dump(mode="json"), "first_layer": self.config.first_layer,
