@@ -72,6 +72,17 @@ def unplace(story: Story, index: int, name: str) -> Story:
     return _with_cast(story, index, [c.model_dump(mode="json", exclude_none=True) for c in present if c.name != name])
 
 
+def set_members(story: Story, index: int, names: list[str]) -> Story:
+    """Who is in panel ``index``: ``names`` (in the story's character order); those who stay keep their
+    box or mask, newcomers stand on the sketch's subject until placed."""
+    check_index(story, index)
+    for name in names:
+        _known(story, name)
+    kept = {c.name: c.model_dump(mode="json", exclude_none=True) for c in story.placements(index)}
+    order = [c.name for c in story.characters if c.name in names]
+    return _with_cast(story, index, [kept.get(name, {"name": name}) for name in order])
+
+
 def set_setting(story: Story, index: int, setting: str | None) -> Story:
     """Name where panel ``index`` takes place (None: no setting); backgrounds share memory within one."""
     check_index(story, index)

@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from sketchstory.ui import DEFAULT_WORK
+from sketchstory.ui.cast_handlers import CastHandlers
 from sketchstory.ui.canvas import MAX_UPLOAD_MB, UPLOAD_LONG_SIDE
 from sketchstory.ui.handlers import Handlers
 from sketchstory.ui.render import Renderer
@@ -147,14 +148,17 @@ def build_app(workspace: Workspace, renderer: Renderer) -> gr.Blocks:
 def wire(app: gr.Blocks, w: Widgets, h: Handlers) -> None:
     edit: dict[str, Any] = {"concurrency_id": "edit", "concurrency_limit": 1, "show_progress": "hidden"}
     meta_in = [w.story, *w.meta]
-    panel_out = [w.story, w.selector, w.prompt, w.caption, w.seed, w.editor, w.canny, w.panel_note, w.storyboard]
+    panel_out = [w.story, w.selector, w.prompt, w.caption, w.seed, w.editor, w.canny, w.panel_note, w.storyboard,
+                 *w.cast]
     everything = [w.story, *w.meta, w.meta_note, *panel_out[1:], *w.settings, w.settings_note, w.status, w.results,
-                  w.strip, w.regen_panel, w.download, w.s1_model, w.undo_btn]
+                  w.strip, w.regen_panel, w.download, w.s1_model, w.undo_btn, *w.references]
 
     app.load(h.load, None, everything, **edit)
 
     for meta_field in w.meta:
         meta_field.change(h.edit_meta, meta_in, [w.story, w.meta_note], trigger_mode="always_last", **edit)
+    # Renamed, added or removed characters: the names to tick and to give pictures to follow.
+    w.characters.blur(h.cast.refresh, [w.story, w.selector, w.ref_name], [*w.cast, *w.references], **edit)
     w.open_btn.click(h.open_path, w.path, everything, **edit)
     w.path.submit(h.open_path, w.path, everything, **edit)
     w.upload_btn.upload(h.upload_story, w.upload_btn, everything, **edit)
@@ -187,6 +191,8 @@ def wire(app: gr.Blocks, w: Widgets, h: Handlers) -> None:
     w.thinner_btn.click(partial(h.edit_sketch, op="thickness", pixels=-1), sketch_in, panel_out, **edit)
     w.remove_sketch_btn.click(h.remove_sketch, sketch_in, panel_out, **edit)
 
+    wire_cast(w, h.cast, edit)
+
     # Stage 1 shares the render group: the two stages never run (or hold a model) at the same time.
     stage1: dict[str, Any] = {"concurrency_id": "render", "concurrency_limit": 1, "show_progress": "full",
                               "show_progress_on": w.s1_gallery}
@@ -210,6 +216,25 @@ def wire(app: gr.Blocks, w: Widgets, h: Handlers) -> None:
     # Stop asks the render to end at its next step (finished panels are kept) rather than killing the job.
     w.stop_btn.click(h.stop, None, None, queue=False)
     w.results.select(h.pick_result, None, w.regen_panel, **edit)
+
+
+def wire_cast(w: Widgets, h: CastHandlers, edit: dict[str, Any]) -> None:
+    """The *Characters* tab, the panel's setting and the reference pictures (see ui.cast_handlers)."""
+    cast_out = [w.story, w.panel_note, *w.cast]
+    w.cast_members.input(h.members, [w.story, w.selector, w.cast_members], cast_out, trigger_mode="always_last",
+                         **edit)
+    w.cast_name.input(h.pick, [w.story, w.selector, w.cast_name], cast_out, **edit)
+    w.cast_picture.select(h.click, [w.story, w.selector, w.cast_name, w.cast_corner], cast_out,
+                          trigger_mode="always_last", **edit)
+    for trigger in (w.cast_place_btn.click, w.cast_box.submit):
+        trigger(h.place_typed, [w.story, w.selector, w.cast_name, w.cast_box], cast_out, **edit)
+    w.cast_unbox_btn.click(h.unbox, [w.story, w.selector, w.cast_name], cast_out, **edit)
+    w.setting.change(h.edit_setting, [w.story, w.selector, w.setting], [w.story, w.panel_note],
+                     trigger_mode="always_last", **edit)
+    ref_out = [w.story, *w.references]
+    w.ref_name.input(h.pick_reference, [w.story, w.ref_name], ref_out, **edit)
+    w.ref_image.upload(h.upload_reference, [w.story, w.ref_name, w.ref_image], ref_out, **edit)
+    w.ref_image.clear(h.clear_reference, [w.story, w.ref_name], ref_out, **edit)
 
 
 def launch(app: gr.Blocks, workspace: Workspace, host: str = "127.0.0.1", port: int = 7860, *,

@@ -26,6 +26,7 @@ from sketchstory.pipeline.runner import RunReport
 from sketchstory.sketches import SketchError, normalize_sketch
 from sketchstory.story import Story, StoryError
 from sketchstory.ui import state
+from sketchstory.ui.cast_handlers import CastHandlers
 from sketchstory.ui.canvas import (
     MAX_UPLOAD_MB,
     canny_preview,
@@ -76,6 +77,7 @@ def user_error(message: str) -> gr.Error:
 class Handlers:
     def __init__(self, workspace: Workspace, renderer: Renderer, widgets: Widgets) -> None:
         self.ws, self.renderer, self.w = workspace, renderer, widgets
+        self.cast = CastHandlers(workspace, widgets)
 
     def unchanged(self) -> Update:
         """No change (every event that can return this has the story among its outputs)."""
@@ -113,7 +115,7 @@ class Handlers:
                 note = f"The sketch cannot be used: {e}"
         return {w.selector: gr.Radio(choices=state.panel_choices(story), value=index), w.prompt: panel.prompt,
                 w.caption: panel.caption or "", w.seed: state.seed_text(panel.seed), w.editor: shown_on_canvas(value),
-                w.canny: canny, w.panel_note: note, w.storyboard: self.storyboard(story)}
+                w.canny: canny, w.panel_note: note, w.storyboard: self.storyboard(story)} | self.cast.view(story, index)
 
     def settings_view(self, story: Story) -> Update:
         return dict(zip(self.w.settings, values_of(story.settings), strict=True)) | {self.w.settings_note: ""}
@@ -140,7 +142,8 @@ class Handlers:
     def full_view(self, story: Story) -> Update:
         return ({self.w.story: story, self.w.s1_model: default_sketch_model(story.settings.model),
                  self.w.undo_btn: gr.Button(interactive=self.ws.trash_count() > 0)}
-                | self.meta_view(story) | self.panel_view(story, 0) | self.settings_view(story))
+                | self.meta_view(story) | self.panel_view(story, 0) | self.settings_view(story)
+                | self.cast.references_view(story))
 
     # --- loading and saving ---------------------------------------------------------------------
 

@@ -71,6 +71,9 @@ FIELDS: tuple[Field, ...] = (
           "their weight is multiplied by e^gain.", "slider", "maga", minimum=-5, maximum=5, step=0.5),
     Field("maga.subject_mask", "Share only the subject", "Share only the sketched subject's tokens, so "
           "backgrounds do not bleed from panel to panel.", "bool", "maga"),
+    Field("maga.background", "Backgrounds", "Stories that place characters or name panels' settings (story "
+          "format 2): a panel's background shares memory with earlier panels of the same setting, or with none.",
+          "choice", "maga", choices=(("same setting", "setting"), ("none", "none"))),
     Field("mode", "Execution", "auto: batched in chunks that fit the free memory, else sequential (the default, "
           "fastest). sequential: panel after panel (the thesis). batched: panels denoised together with a causal "
           "mask. All give the same pictures.", "choice", "advanced",
@@ -95,22 +98,22 @@ def switched_model(old: Settings, new: Settings) -> dict[str, Any]:
     if old.model == new.model:
         return {}
     before, after = native_settings(old.model), native_settings(new.model)
-    now = new.model_dump(mode="json")
-    return {k: v for k, v in after.items() if k in before and _get(now, k) == before[k] != v}
+    return {k: v for k, v in after.items() if k in before and _get(new, k) == before[k] != v}
 
 
-def _get(data: dict[str, Any], key: str) -> Any:
+def _get(settings: Settings, key: str) -> Any:
+    """A setting by its form key; read from the model, not a dump, which leaves some defaults out."""
+    value: Any = settings
     for part in key.split("."):
-        data = data[part]
-    return data
+        value = getattr(value, part)
+    return value
 
 
 def values_of(settings: Settings) -> list[Any]:
     """The form's values for ``settings``, in :data:`FIELDS` order."""
-    data = settings.model_dump(mode="json")
     out = []
     for field in FIELDS:
-        value = _get(data, field.key)
+        value = _get(settings, field.key)
         if field.key in _EMPTY_IS_NONE and value is None:
             value = 0 if field.kind == "int" else ""
         out.append(str(value) if field.key == "maga.start_step" or field.kind == "seed" else value)

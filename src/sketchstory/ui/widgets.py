@@ -46,6 +46,9 @@ class Widgets:
     characters: gr.Textbox
     negative: gr.Textbox
     meta_note: gr.Markdown
+    ref_name: gr.Dropdown
+    ref_image: gr.Image
+    ref_note: gr.Markdown
     path: gr.Textbox
     open_btn: gr.Button
     save_btn: gr.Button
@@ -62,6 +65,7 @@ class Widgets:
     prompt: gr.Textbox
     caption: gr.Textbox
     seed: gr.Textbox
+    setting: gr.Textbox
     panel_note: gr.Markdown
     editor: gr.ImageEditor
     chosen: gr.Textbox
@@ -71,6 +75,15 @@ class Widgets:
     flip_btn: gr.Button
     thicker_btn: gr.Button
     thinner_btn: gr.Button
+    # who is in the open panel, and where
+    cast_members: gr.CheckboxGroup
+    cast_name: gr.Dropdown
+    cast_picture: gr.Image
+    cast_corner: gr.State
+    cast_box: gr.Textbox
+    cast_place_btn: gr.Button
+    cast_unbox_btn: gr.Button
+    cast_legend: gr.Markdown
     # stage 1 and the library
     s1_model: gr.Dropdown
     s1_count: gr.Slider
@@ -101,6 +114,16 @@ class Widgets:
     @property
     def meta(self) -> list[gr.Textbox]:
         return [self.title, self.style, self.characters, self.negative]
+
+    @property
+    def cast(self) -> list[gr.components.Component]:
+        """What the *Characters* tab shows of the open panel (see CastHandlers.view)."""
+        return [self.setting, self.cast_members, self.cast_name, self.cast_picture, self.cast_corner, self.cast_box,
+                self.cast_legend]
+
+    @property
+    def references(self) -> list[gr.components.Component]:
+        return [self.ref_name, self.ref_image, self.ref_note]
 
     @property
     def panel_fields(self) -> list[gr.components.Component]:
@@ -169,6 +192,26 @@ def _library_tab(w: dict) -> None:
     w["lib_note"] = gr.Markdown(elem_id="lib-note")
 
 
+def _cast_tab(w: dict) -> None:
+    gr.Markdown("Who is in this panel, and where. Give each character a box (click two opposite corners on the "
+                "picture, or type them) and consistency memory keeps characters apart: each reads only its own "
+                "earlier looks, backgrounds only those of the same setting. A lone character needs no box: it "
+                "stands on the sketch's subject.", elem_classes=["hint"])
+    w["cast_members"] = gr.CheckboxGroup(label="In this panel", elem_id="cast-members",
+                                         info="The story's characters (left column). None ticked: no one.")
+    with gr.Row(equal_height=True):
+        w["cast_name"] = gr.Dropdown(label="Character to place", scale=2, elem_id="cast-name")
+        w["cast_box"] = gr.Textbox(label="Box: x0, y0, x1, y1", info="Fractions of the panel (0..1).", scale=3,
+                                   placeholder="0.05, 0.2, 0.5, 0.95", elem_id="cast-box")
+    with gr.Row():
+        w["cast_place_btn"] = gr.Button("Place in this box", size="sm", elem_id="cast-place")
+        w["cast_unbox_btn"] = gr.Button("No box (on the sketch's subject)", size="sm", elem_id="cast-unbox")
+    w["cast_picture"] = gr.Image(label="Click two opposite corners to box the character", interactive=False,
+                                 format="png", elem_id="cast-picture")
+    w["cast_corner"] = gr.State(None)
+    w["cast_legend"] = gr.Markdown(elem_id="cast-legend")
+
+
 def build_widgets(work_folder: str) -> Widgets:
     """Lay the page out (call inside ``gr.Blocks``)."""
     gr.Markdown("# sketchstory\nWrite a story as panels, give each panel a sketch, and render them as one "
@@ -188,6 +231,13 @@ def build_widgets(work_folder: str) -> Widgets:
                 w["negative"] = gr.Textbox(label="Negative prompt", info="What no panel should show.",
                                            elem_id="story-negative")
                 w["meta_note"] = gr.Markdown(elem_id="meta-note")
+                with gr.Accordion("Reference pictures", open=False, elem_id="references"):
+                    w["ref_name"] = gr.Dropdown(label="Character", elem_id="ref-name",
+                                                info="A picture of the character that every panel it is in "
+                                                     "follows (in stories that place characters).")
+                    w["ref_image"] = gr.Image(label="Reference picture", type="filepath", format="png",
+                                              sources=("upload", "clipboard"), height=200, elem_id="ref-image")
+                    w["ref_note"] = gr.Markdown(elem_id="ref-note")
                 with gr.Accordion("Open or save a story file", open=False):
                     w["path"] = gr.Textbox(label="Story file or folder on this computer",
                                            placeholder="examples/wizard/story.json", elem_id="story-path")
@@ -219,6 +269,9 @@ def build_widgets(work_folder: str) -> Widgets:
                         w["caption"] = gr.Textbox(label="Caption", elem_id="panel-caption",
                                                   info="Printed under the panel in the comic strip.")
                         w["seed"] = gr.Textbox(label="Seed", elem_id="panel-seed", info=SEED_INFO)
+                        w["setting"] = gr.Textbox(label="Setting", elem_id="panel-setting",
+                                                  placeholder="forest", info="Where the panel takes place: "
+                                                  "backgrounds share memory only within one setting.")
                         w["panel_note"] = gr.Markdown(elem_id="panel-note")
                         w["canny"] = gr.Image(label="What stage 2 sees: the sketch's Canny edges", height=200,
                                               interactive=False, format="png", elem_id="canny-preview",
@@ -255,6 +308,8 @@ def build_widgets(work_folder: str) -> Widgets:
                             _stage1_tab(w)
                         with gr.Tab("Library", id="library-tab"):
                             _library_tab(w)
+                        with gr.Tab("Characters", id="cast-tab"):
+                            _cast_tab(w)
         with gr.Tab("2 · Render", id="render-tab"), gr.Row():
             with gr.Column(scale=2, min_width=320):
                 w["settings_note"] = gr.Markdown(elem_id="settings-note")

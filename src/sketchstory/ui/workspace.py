@@ -186,18 +186,22 @@ class Workspace:
     def sketch_file(self, story: Story, index: int) -> Path | None:
         """The panel's sketch file in the work folder, if it has a local one that exists."""
         ref = story.panels[index].sketch
-        if ref is None or ref.startswith(LIBRARY_PREFIX):
-            return None
+        return None if ref is None or ref.startswith(LIBRARY_PREFIX) else self._inside(ref)
+
+    def local_files(self, story: Story) -> dict[str, Path]:
+        """Reference -> file, for every file of the story in the work folder: panel sketches, characters'
+        reference pictures and region masks (what a story folder needs beside its story.json)."""
+        refs = ([p.sketch for p in story.panels if not (p.sketch or LIBRARY_PREFIX).startswith(LIBRARY_PREFIX)]
+                + [c.reference for c in story.characters] + [c.mask for p in story.panels for c in p.characters or ()])
+        return {ref: path for ref in refs if ref is not None and (path := self._inside(ref)) is not None}
+
+    def _inside(self, ref: str) -> Path | None:
+        """The file ``ref`` names in the work folder; None when it is missing or points outside."""
         try:
             path = resolve_sketch(self.root, ref)
         except ValueError:
             return None
         return path if path.is_file() else None
-
-    def local_sketches(self, story: Story) -> dict[str, Path]:
-        """Reference -> file, for every panel sketch that is in the work folder."""
-        return {ref: path for i, panel in enumerate(story.panels)
-                if (ref := panel.sketch) is not None and (path := self.sketch_file(story, i)) is not None}
 
     # --- opening and saving story files -----------------------------------------------------
 
@@ -277,7 +281,7 @@ class Workspace:
             return self.import_story(_unzip_story(upload, Path(tmp)))
 
     def export_story(self, story: Story, dest: Path) -> Path:
-        """Write the story and its sketches to ``dest`` (a ``.json`` file, or a folder for ``story.json``)."""
+        """Write the story and its files (sketches, reference pictures, masks) to ``dest`` (a ``.json`` file, or a folder for ``story.json``)."""
         dest = Path(dest).expanduser()
         target = dest if dest.suffix.lower() == ".json" else dest / "story.json"
         if Path(os.path.abspath(target)).parent.resolve() == Path("/"):
@@ -285,7 +289,7 @@ class Workspace:
         if target.exists() and not _is_story(target):
             raise StoryError([f"{target} exists and is not a sketchstory story: it is not replaced; "
                               "give a new file or folder name"])
-        for ref, source in self.local_sketches(story).items():
+        for ref, source in self.local_files(story).items():
             if not (target.parent / ref).exists():
                 atomic_write_bytes(target.parent / ref, source.read_bytes())
         return save_story(story, target)
@@ -331,11 +335,7 @@ class Workspace:
                 files[f"panels/{path.name}"] = path
             for condition in sorted((self.out / "conditions").glob(f"panel_{n:02d}_*.png")):
                 files[f"conditions/{condition.name}"] = condition
-        files |= self.local_sketches(results.story)
-        files |= {ref: self.root / ref for c in results.story.characters
-                  if (ref := c.reference) is not None and (self.root / ref).is_file()}
-        files |= {ref: self.root / ref for panel in results.story.panels for c in panel.characters or ()
-                  if (ref := c.mask) is not None and (self.root / ref).is_file()}
+        files |= self.local_files(results.story)
         target = self.exports / f"{folder}.zip"
 
         def write(tmp: Path) -> None:
