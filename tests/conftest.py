@@ -63,3 +63,25 @@ def story_file(tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def ui_widgets():
+    """The web UI's components, built once (the UI tests skip without the 'ui' extra)."""
+    gr = pytest.importorskip("gradio", reason="the web UI needs the 'ui' extra (gradio)")
+    from sketchstory.ui.widgets import build_widgets
+
+    with gr.Blocks():
+        return build_widgets("work")
+
+
+@pytest.fixture
+def ui_page(ui_widgets, story_file: Path, tmp_path: Path):
+    """(handlers, widgets) of a page whose work folder holds ``story_file``'s story (no server, no browser)."""
+    from sketchstory.ui.handlers import Handlers
+    from sketchstory.ui.render import Renderer
+    from sketchstory.ui.workspace import Workspace
+
+    ws = Workspace(tmp_path / "work")
+    ws.save(ws.import_story(story_file)[0])
+    return Handlers(ws, Renderer("cpu"), ui_widgets), ui_widgets

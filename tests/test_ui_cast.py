@@ -21,26 +21,16 @@ from sketchstory.ui.cast_view import (  # noqa: E402
     placement_picture,
 )
 from sketchstory.ui.handlers import Handlers  # noqa: E402
-from sketchstory.ui.render import Renderer  # noqa: E402
 from sketchstory.ui.settings_form import FIELDS, apply_settings, values_of  # noqa: E402
-from sketchstory.ui.widgets import Widgets, build_widgets  # noqa: E402
-from sketchstory.ui.workspace import Workspace  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def widgets() -> Widgets:
-    with gr.Blocks():
-        return build_widgets("work")
+from sketchstory.ui.widgets import Widgets  # noqa: E402
 
 
 @pytest.fixture
-def page(widgets: Widgets, story_file: Path, tmp_path: Path) -> tuple[Handlers, Widgets]:
-    ws = Workspace(tmp_path / "work")
-    story = ws.import_story(story_file)[0]
-    ws.save(story)
-    h = Handlers(ws, Renderer("cpu"), widgets)
-    out = h.edit_meta(story, "Test story", "", "wizard: in a red cape\nfox: a red fox", "")
-    return h, widgets
+def page(ui_page: tuple[Handlers, Widgets]) -> tuple[Handlers, Widgets]:
+    """The page on a story with a second character, the fox."""
+    h, _ = ui_page
+    h.edit_meta(h.ws.load(), "Test story", "", "wizard: in a red cape\nfox: a red fox", "")
+    return ui_page
 
 
 def clicked(x: int, y: int) -> gr.SelectData:

@@ -14,23 +14,13 @@ gr = pytest.importorskip("gradio", reason="the web UI needs the 'ui' extra (grad
 
 from sketchstory.story import StoryError  # noqa: E402
 from sketchstory.ui.handlers import Handlers  # noqa: E402
-from sketchstory.ui.render import Renderer  # noqa: E402
 from sketchstory.ui.settings_form import FIELDS, values_of  # noqa: E402
-from sketchstory.ui.widgets import Widgets, build_widgets  # noqa: E402
-from sketchstory.ui.workspace import Workspace  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def widgets() -> Widgets:
-    with gr.Blocks():
-        return build_widgets("work")
+from sketchstory.ui.widgets import Widgets  # noqa: E402
 
 
 @pytest.fixture
-def page(widgets: Widgets, story_file: Path, tmp_path: Path) -> tuple[Handlers, Widgets]:
-    ws = Workspace(tmp_path / "work")
-    ws.save(ws.import_story(story_file)[0])
-    return Handlers(ws, Renderer("cpu"), widgets), widgets
+def page(ui_page: tuple[Handlers, Widgets]) -> tuple[Handlers, Widgets]:
+    return ui_page
 
 
 def setting(w: Widgets, key: str) -> gr.components.Component:

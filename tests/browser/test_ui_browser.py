@@ -21,8 +21,8 @@ pytest.importorskip("playwright.sync_api", reason="browser tests need the playwr
 from ui_page import (  # noqa: E402
     CHROMIUM,
     NO_CHROMIUM,
-    chromium,
     open_panel,
+    opened,
     saved,
     serving,
     shot,
@@ -69,8 +69,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Work
 
 @pytest.fixture(scope="module")
 def page(served: tuple[str, Workspace]) -> Iterator[sync_api.Page]:
-    with chromium() as page:
-        page.goto(served[0])
+    with opened(served[0]) as page:
         yield page
 
 

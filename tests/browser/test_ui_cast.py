@@ -12,7 +12,7 @@ from PIL import Image
 pytest.importorskip("gradio", reason="the web UI needs the 'ui' extra (gradio)")
 pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
 
-from ui_page import CHROMIUM, NO_CHROMIUM, chromium, saved, serving, shot, sync_api, text_field, type_over, wait_until  # noqa: E402,I001
+from ui_page import CHROMIUM, NO_CHROMIUM, opened, saved, serving, shot, sync_api, text_field, type_over, wait_until  # noqa: E402,I001
 
 if CHROMIUM is None:
     pytest.skip(NO_CHROMIUM, allow_module_level=True)
@@ -27,26 +27,18 @@ pytestmark = pytest.mark.slow  # a server and a browser; about half a minute on 
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Workspace]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[sync_api.Page, Workspace]]:
+    """Chromium on the page of a 3-panel tiny story with two characters, the wizard and the fox."""
     tmp = tmp_path_factory.mktemp("uicast")
-    path = write_story(tmp / "story")
     ws = Workspace(tmp / "work")
-    story = ws.import_story(path)[0]
+    story = ws.import_story(write_story(tmp / "story"))[0]
     ws.save(set_character(story, ws.root, "fox", description="a red fox"))
-    with serving(ws) as url:
-        yield url, ws
+    with serving(ws) as url, opened(url, "a young wizard stands in a forest") as page:
+        yield page, ws
 
 
-@pytest.fixture(scope="module")
-def page(served: tuple[str, Workspace]) -> Iterator[sync_api.Page]:
-    with chromium() as page:
-        page.goto(served[0])
-        sync_api.expect(text_field(page, "panel-prompt")).to_have_value("a young wizard stands in a forest")
-        yield page
-
-
-def test_ticking_and_two_clicks_place_a_character_in_a_box(page: sync_api.Page, served) -> None:
-    ws = served[1]
+def test_ticking_and_two_clicks_place_a_character_in_a_box(served) -> None:
+    page, ws = served
     page.get_by_role("tab", name="Characters").click()
     page.locator("#cast-members label", has_text="fox").click()
     wait_until(page, lambda: saved(ws)["panels"][0]["characters"] == ["wizard", "fox"], "fox ticked into panel 1")
@@ -65,14 +57,15 @@ def test_ticking_and_two_clicks_place_a_character_in_a_box(page: sync_api.Page, 
     shot(page, "ui-characters")
 
 
-def test_the_setting_field_is_saved(page: sync_api.Page, served) -> None:
+def test_the_setting_field_is_saved(served) -> None:
+    page, ws = served
     type_over(text_field(page, "panel-setting"), "forest")
     text_field(page, "panel-prompt").click()  # leaving the field commits it
-    wait_until(page, lambda: saved(served[1])["panels"][0].get("setting") == "forest", "the setting saved")
+    wait_until(page, lambda: saved(ws)["panels"][0].get("setting") == "forest", "the setting saved")
 
 
-def test_a_reference_picture_is_uploaded_into_the_work_folder(page: sync_api.Page, served, tmp_path: Path) -> None:
-    ws = served[1]
+def test_a_reference_picture_is_uploaded_into_the_work_folder(served, tmp_path: Path) -> None:
+    page, ws = served
     picture = tmp_path / "fox.png"
     Image.new("RGB", (48, 48), (210, 90, 30)).save(picture)
     page.locator("#references").get_by_text("Reference pictures").click()

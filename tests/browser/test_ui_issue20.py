@@ -21,8 +21,8 @@ from ui_page import (  # noqa: E402
     NO_CHROMIUM,
     axe_script,
     axe_violations,
-    chromium,
     open_panel,
+    opened,
     saved,
     serving,
     shot,
@@ -57,9 +57,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Work
 
 @pytest.fixture(scope="module")
 def page(served: tuple[str, Workspace]) -> Iterator[sync_api.Page]:
-    with chromium() as page:
-        page.goto(served[0])
-        sync_api.expect(text_field(page, "panel-prompt")).to_have_value("a young wizard stands in a forest")
+    with opened(served[0], "a young wizard stands in a forest") as page:
         yield page
 
 

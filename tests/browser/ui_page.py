@@ -64,6 +64,16 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator[sync_api.Page]:
             browser.close()
 
 
+@contextmanager
+def opened(url: str, prompt: str | None = None) -> Iterator[sync_api.Page]:
+    """Chromium showing the page at ``url``; with ``prompt``, once the open panel's prompt shows it."""
+    with chromium() as page:
+        page.goto(url)
+        if prompt is not None:
+            sync_api.expect(text_field(page, "panel-prompt")).to_have_value(prompt)
+        yield page
+
+
 def shot(page: sync_api.Page, name: str, folder: Path = SHOTS, full_page: bool = True) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
