@@ -79,9 +79,10 @@ def test_metrics_on_kept_and_swapped_colours() -> None:
     story = duo.make_duo_story(1_000_003, 4)
     kept = story_metrics([p.image for p in story.panels], story)
     assert kept["mixing"] == 0.0 and kept["own_de"] < 1.0 and kept["ref_de"] < 2.0
-    assert all(kept[k] is None or kept[k] < 1.0 for k in ("own_de_alone", "own_de_together"))
+    splits = ("own_de_alone", "own_de_together", "own_de_anchor_alone", "own_de_anchor_together")
+    assert all(kept[k] is None or kept[k] < 1.0 for k in splits)
     assert kept.get("background_de", 0.0) < 1.0
     swapped = story_metrics(_swapped(story), story)
     assert swapped["mixing"] == 1.0 and swapped["own_de"] > 20.0 and swapped["ref_de"] > kept["ref_de"]
-    split = [swapped[k] for k in ("own_de_alone", "own_de_together") if swapped[k] is not None]
-    assert split and min(split) > 20.0
+    split = [swapped[k] for k in splits if swapped[k] is not None]
+    assert len(split) >= 2 and min(split) > 20.0

@@ -19,7 +19,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from sketchstory.demo import checkpoint, train_diffusion
 from sketchstory.demo.architecture import NOISE_SCHEDULE
-from sketchstory.demo.data import control_image
+from sketchstory.demo.data import control_image, render_world
 from sketchstory.demo.train import WEIGHTS_DIR, main, train
 from sketchstory.demo.train_config import TrainConfig, learning_rate
 from sketchstory.demo.world import sample
@@ -160,3 +160,19 @@ def test_init_that_is_not_a_model_folder_is_refused_before_any_work(tmp_path, ca
         train_main(["--init", str(tmp_path / "nowhere"), "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "w")])
     assert e.value.code == 2 and "not a model folder" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_share_of_pages_shows_two_characters_with_their_own_colours() -> None:
+    plain = render_world(8, 64, seed=3)
+    mixed = render_world(8, 64, seed=3, duo_share=1.0)
+    assert not any(", and " in c for c in plain.captions)
+    assert all(", and " in c for c in mixed.captions[0::2])  # a page's first panel shows the pair
+    for caption, unsaid in zip(mixed.captions, mixed.plain_captions, strict=True):
+        assert unsaid.count(", and ") == caption.count(", and ")
+        assert len(unsaid) < len(caption)  # the body colours are left out
+    x0, y0, x1, y1 = mixed.boxes[0]
+    assert mixed.masks[0].sum() == mixed.masks[0][y0:y1, x0:x1].sum() > 0  # the box covers both characters
+    again = render_world(8, 64, seed=3, duo_share=1.0)
+    assert (again.images == mixed.images).all() and again.captions == mixed.captions
+    half = render_world(40, 64, seed=3, duo_share=0.5)
+    assert 0 < sum(", and " in c for c in half.captions[0::2]) < 20

@@ -2,6 +2,8 @@
 
 The set is made of two-panel pages: samples ``2i`` and ``2i + 1`` show the same character (same
 spoken and hidden colours) in two different scenes (see ``pages.py`` for how training uses them).
+A share of pages (``duo_share``) shows a pair of characters instead (``duo.py``): both in the first
+panel, both or one of them in the second, so attention learns to copy each from its own twin.
 It is rendered once per (seed, count, size) and cached as ``.npz`` so that a resumed or repeated
 training sees exactly the same samples.
 """
@@ -18,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from sketchstory.atomic import atomic_path
+from sketchstory.demo import duo
 from sketchstory.demo.world import make_story
 from sketchstory.models import SKETCH_PREFIX
 
@@ -59,15 +62,27 @@ class WorldData:
         return np.stack([control_image(self.sketches[i]) for i in index])
 
 
-def render_world(count: int, size: int, seed: int) -> WorldData:
-    """``count // 2`` two-panel world stories ``seed * count ...`` (disjoint across seeds), flattened."""
+def render_world(count: int, size: int, seed: int, duo_share: float = 0.0) -> WorldData:
+    """``count // 2`` two-panel world stories ``seed * count ...`` (disjoint across seeds), flattened;
+    a ``duo_share`` of them (drawn per page from the seed) two-character pages."""
     count -= count % 2
     images = np.empty((count, size, size, 3), np.uint8)
     sketches = np.empty((count, size, size), np.uint8)
     masks = np.empty((count, size, size), bool)
     boxes = np.empty((count, 4), np.int64)
     captions, plain = [], []
+    duo_pages = np.random.default_rng([seed, 5]).random(count // 2) < duo_share
     for page in tqdm(range(count // 2), desc="rendering the toy world", leave=False):
+        if duo_pages[page]:
+            for j, p in enumerate(duo.training_page(seed * count + page, size)):
+                cover = np.logical_or.reduce([m["character"] for m in p.masks])
+                ys, xs = np.nonzero(cover)
+                i = 2 * page + j
+                images[i], sketches[i], masks[i] = p.image, p.sketch, cover
+                boxes[i] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+                captions.append(p.caption)
+                plain.append(duo.plain_caption(p))
+            continue
         for j, s in enumerate(make_story(seed * count + page, 2, size).panels):
             i = 2 * page + j
             images[i], sketches[i], masks[i], boxes[i] = s.image, s.sketch, s.masks["character"], s.bbox
@@ -76,15 +91,16 @@ def render_world(count: int, size: int, seed: int) -> WorldData:
     return WorldData(images, sketches, boxes, masks, captions, plain)
 
 
-def load_or_render(path: Path, count: int, size: int, seed: int) -> WorldData:
+def load_or_render(path: Path, count: int, size: int, seed: int, duo_share: float = 0.0) -> WorldData:
     """The cached set at ``path`` if it was made with these settings, else a fresh one (then cached)."""
-    key = json.dumps({"count": count, "size": size, "seed": seed, "format": 3})
+    # Sets without two-character pages keep their old key, so earlier runs resume on their cache.
+    key = json.dumps({"count": count, "size": size, "seed": seed, "format": 3} | ({"duo": duo_share} if duo_share else {}))
     if path.exists():
         with np.load(path) as z:
             if str(z["key"]) == key:
                 return WorldData(z["images"], z["sketches"], z["boxes"], z["masks"], json.loads(str(z["captions"])),
                                  json.loads(str(z["plain_captions"])))
-    data = render_world(count, size, seed)
+    data = render_world(count, size, seed, duo_share)
     with atomic_path(path) as tmp:
         np.savez(tmp, key=key, images=data.images, sketches=data.sketches, boxes=data.boxes, masks=data.masks,
                  captions=json.dumps(data.captions), plain_captions=json.dumps(data.plain_captions))

@@ -152,6 +152,22 @@ def render_panel(rng: np.random.Generator, pair: tuple[world.Character, world.Ch
     raise RuntimeError(f"no drawing of {pair} in {_TRIES} tries shows every hidden part at {size} px")
 
 
+def plain_caption(panel: DuoPanel) -> str:
+    """The panel's caption without any body colour (the training set's unsaid captions)."""
+    first, *others = panel.scenes
+    return ", and ".join([first.describe(colour=False)] + [s.describe(colour=False, setting=False) for s in others])
+
+
+def training_page(seed: int, size: int = 64) -> tuple[DuoPanel, DuoPanel]:
+    """Two panels of one pair for training (``data.py``): the first shows both, the second both again
+    or one of them, in other scenes; its own stream, apart from the held-out stories' (``make_duo_story``)."""
+    rng = np.random.default_rng([seed, 4])
+    pair = random_pair(rng)
+    second = PRESENCE[rng.integers(len(PRESENCE))]
+    return (render_panel(rng, pair, (0, 1), ("a", "a"), size),
+            render_panel(rng, pair, second, ("the", "the"), size))
+
+
 def make_duo_story(seed: int, n_panels: int = 4, size: int = 64) -> DuoStory:
     """``n_panels`` panels of a random pair, who come and go; a character's first panel says "a", later ones "the"."""
     rng = np.random.default_rng([seed, 2])  # a stream apart from world.sample's and world.make_story's

@@ -16,8 +16,10 @@ configurations with 95 % bootstrap intervals (``study.paired_difference``):
   the other's hidden colours at its anchor than to the own anchor's, and within the consistency
   threshold of it (the pair's true hidden colours are apart, so this is not chance agreement of
   the world's drawing, but chance draws of the model still count; no MAGA measures that floor);
-- ``own_de_alone`` / ``own_de_together``: ``own_de`` over the later panels where the character is
-  alone / beside the other (a diagnostic: None in a story without such panels);
+- diagnostics, None in a story without such panels: ``own_de_alone`` / ``own_de_together``,
+  ``own_de`` over the later panels where the character is alone / beside the other; and
+  ``own_de_anchor_alone`` / ``own_de_anchor_together``, over the characters whose first panel shows
+  them alone (drawn large) / beside the other (drawn smaller);
 - ``ref_de``: Delta E of the hidden parts in every panel to their true colours, which the reference
   portrait shows;
 - ``background_de``: Delta E of the background to the panel's own scene drawn by the world, for
@@ -81,7 +83,8 @@ def story_metrics(images: list[np.ndarray], story: duo.DuoStory,
 
     anchors = {c: colours(c, story.appearances(c)[0]) for c in (0, 1)}
     own, mixed, ref = [], [], []
-    own_by: dict[bool, list[float]] = {True: [], False: []}  # alone in the later panel, or not
+    # (which panel, alone in it?): the later panel's or the anchor's
+    own_by: dict[tuple[str, bool], list[float]] = {(w, a): [] for w in ("", "anchor_") for a in (True, False)}
     for c, character in enumerate(story.pair):
         others = list(anchors[1 - c].values())
         for k, n in enumerate(story.appearances(c)):
@@ -92,11 +95,13 @@ def story_metrics(images: list[np.ndarray], story: duo.DuoStory,
                 d_own = float(np.linalg.norm(lab - anchors[c][part]))
                 d_other = min(float(np.linalg.norm(lab - o)) for o in others)
                 own.append(d_own)
-                own_by[len(story.panels[n].who) == 1].append(d_own)
+                own_by["", len(story.panels[n].who) == 1].append(d_own)
+                own_by["anchor_", len(story.panels[story.appearances(c)[0]].who) == 1].append(d_own)
                 mixed.append(float(d_other < d_own and d_other <= threshold))
-    out = {"mixing": float(np.mean(mixed)), "own_de": float(np.mean(own)), "ref_de": float(np.mean(ref)),
-           "own_de_alone": float(np.mean(own_by[True])) if own_by[True] else None,
-           "own_de_together": float(np.mean(own_by[False])) if own_by[False] else None}
+    out: dict[str, float | None] = {"mixing": float(np.mean(mixed)), "own_de": float(np.mean(own)),
+                                    "ref_de": float(np.mean(ref))}
+    out |= {f"own_de_{which}{'alone' if alone else 'together'}": float(np.mean(v)) if v else None
+            for (which, alone), v in own_by.items()}
     errors = []
     for img, p in zip(images[1:], story.panels[1:], strict=True):
         if p.setting != story.panels[0].setting:
@@ -144,13 +149,13 @@ def _cell(values: list[float], base: list[float] | None, fmt: str) -> str:
 
 
 def _split_line(routed: list[float | None], base: list[float | None], where: str) -> str:
-    """Routed own Delta E where the character is ``where``, over the stories that have such panels."""
+    """Routed own Delta E over ``where`` (a part of the readings), in the stories that have such readings."""
     kept = [(r, b) for r, b in zip(routed, base, strict=True) if r is not None and b is not None]
     if len(kept) < 2:
-        return f"- routed own Delta E, character {where}: too few stories with such panels"
+        return f"- routed own Delta E, {where}: too few stories with such panels"
     r, b = map(list, zip(*kept, strict=True))
     d, lo, hi = paired_difference(r, b)
-    return (f"- routed own Delta E, later panels with the character {where} ({len(kept)} stories): {np.mean(b):.1f} -> "
+    return (f"- routed own Delta E, {where} ({len(kept)} stories): {np.mean(b):.1f} -> "
             f"{np.mean(r):.1f}, {d:+.1f} [{lo:+.1f}, {hi:+.1f}], {100 * (1 - np.mean(r) / np.mean(b)):.0f} % below")
 
 
@@ -177,7 +182,10 @@ def table(study: dict, baseline: str = "no MAGA") -> str:
         if "routed + reference" in results:
             d, lo, hi = paired_difference(results["routed + reference"]["ref_de"], routed["ref_de"])
             lines.append(f"- with reference - routed, Delta E to the reference: {d:+.1f} [{lo:+.1f}, {hi:+.1f}]")
-        for key, where in (("own_de_alone", "alone"), ("own_de_together", "beside the other")):
+        for key, where in (("own_de_alone", "later panels with the character alone"),
+                           ("own_de_together", "later panels with the character beside the other"),
+                           ("own_de_anchor_alone", "characters first shown alone"),
+                           ("own_de_anchor_together", "characters first shown beside the other")):
             if key in routed and key in base:
                 lines.append(_split_line(routed[key], base[key], where))
     return "\n".join(lines)

@@ -42,7 +42,7 @@ def train(cfg: TrainConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    data = load_or_render(cfg.run_dir / "world.npz", cfg.samples, p.image_size, cfg.seed)
+    data = load_or_render(cfg.run_dir / "world.npz", cfg.samples, p.image_size, cfg.seed, cfg.duo_share)
     if cfg.init:  # a fine-tune keeps the VAE, so the latents keep their meaning
         vae = AutoencoderKL.from_pretrained(cfg.init, subfolder="vae", torch_dtype=torch.float32)
         vae_summary = {"from": str(cfg.init), "scaling_factor": vae.config.scaling_factor}
@@ -117,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
         "match_weight": "weight of the page match loss on attn1 (0: denoising loss only)",
         "match_partner": "share of each query's twin attention the match loss asks on the other panel of the page (0: any)",
         "match_target": "what the match loss pulls each query to: 'colour' (its same-coloured cells in both panels) or 'character'",
+        "duo_share": "share of the training set's pages that show two characters (a pair, both in the first panel)",
         "curriculum": "steps over which joint pages stop getting one less noisy panel (0: none)",
         "probe_every": "steps between page probes (0: none)",
     }

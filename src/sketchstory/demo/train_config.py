@@ -41,6 +41,7 @@ class TrainConfig:
     match_weight: float = 0.0  # weight of the page match loss on attn1 (pages.py; 0: denoising only)
     match_target: str = "colour"  # what the match loss pulls queries to: "colour" twins or "character"
     match_partner: float = 0.0  # share of a query's twin mass the match loss asks on the partner panel (0: any)
+    duo_share: float = 0.0  # share of the set's pages that show two characters (data.py, duo.py)
     curriculum: int = 0  # steps over which fewer joint pages get one less noisy panel (0: none)
     probe_every: int = 250  # steps between page probes (0: none)
 
@@ -51,7 +52,7 @@ class TrainConfig:
         if self.batch % 2:
             raise ValueError(f"batch must be even (it is made of two-panel pages), got {self.batch}")
         for name in ("sketch_share", "control_share", "caption_dropout", "page_share", "unsaid_share",
-                     "unsaid_single", "match_partner"):
+                     "unsaid_single", "match_partner", "duo_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
 
