@@ -61,3 +61,20 @@ def test_paired_difference_interval() -> None:
     assert d == 0.625 and 0 < lo <= d <= hi <= 1.0
     d, lo, hi = paired_difference([1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0])
     assert d == 0.0 and lo < 0 < hi
+
+
+def test_a_placed_world_story_routes_its_character_by_the_drawn_box(tmp_path) -> None:
+    from sketchstory.demo.stories import write_story_folder
+    from sketchstory.pipeline.regions import routed
+    from sketchstory.story import load_story
+
+    world_story, prompts = design_story("story", 1_000_000, 3)
+    story = load_story(write_story_folder(tmp_path, world_story, title="t", prompts=prompts, placed="box"))
+    assert story.version == 2 and routed(story)
+    for n, sample in enumerate(world_story.panels):
+        (placement,) = story.placements(n)
+        x0, y0, x1, y1 = sample.bbox
+        assert placement.name == world_story.character.kind and placement.box == (x0 / 64, y0 / 64, x1 / 64, y1 / 64)
+        assert story.panels[n].setting == sample.scene.setting
+    unplaced = load_story(write_story_folder(tmp_path / "v1", world_story, title="t", prompts=prompts))
+    assert unplaced.version == 1 and not routed(unplaced)

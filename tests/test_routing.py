@@ -11,8 +11,9 @@ from sketchstory.attention.policy import parse_policy
 from sketchstory.attention.routing import Routing
 from sketchstory.attention.tokens import layer_grid
 from sketchstory.attention.tracks import BACKGROUND, CHARACTER, character_tracks
-from sketchstory.pipeline.regions import box_region
+from sketchstory.pipeline.regions import box_region, panel_regions
 from sketchstory.pipeline.stage2 import denoise
+from sketchstory.story import parse_story
 from test_maga import SAMPLING, TOL, make_jobs, new_run, sequential
 
 LATENT = (16, 16)
@@ -136,3 +137,23 @@ def test_the_mask_is_built_once_per_panel_and_resolution_unless_a_token_budget_p
     sequential(tiny, jobs, run)
     assert {n for n, _ in built} == {1, 2, 3}  # panel 0 reads no memory
     assert (len(built) == len(set(built))) == (not kw)  # a budget's tokens change with layer and step
+
+
+def _placed_story(box: list[float]):
+    doc = {"version": 2, "characters": [{"name": "wizard", "description": "a wizard"}],
+           "panels": [{"prompt": "the wizard", "characters": [{"name": "wizard", "box": box}]}]}
+    return parse_story(doc)
+
+
+def test_a_box_is_narrowed_to_the_drawn_subject_inside_it_and_kept_whole_without_one() -> None:
+    story = _placed_story([0.0, 0.0, 0.5, 1.0])  # the left half of a 4x4 latent
+    box = box_region((0.0, 0.0, 0.5, 1.0), (4, 4))
+    subject = np.zeros((4, 4), bool)
+    subject[1:3, 1:3] = True  # drawn: the middle, half of it inside the box
+    characters, background = panel_regions(story, 0, subject, {}, (4, 4))
+    assert np.array_equal(characters["wizard"], box & subject) and characters["wizard"].sum() == 2
+    assert np.array_equal(background, ~(box & subject))  # the box's undrawn scenery is background
+    elsewhere = np.zeros((4, 4), bool)
+    elsewhere[:, 3] = True  # nothing drawn inside the box: the box stands
+    assert np.array_equal(panel_regions(story, 0, elsewhere, {}, (4, 4))[0]["wizard"], box)
+    assert np.array_equal(panel_regions(story, 0, None, {}, (4, 4))[0]["wizard"], box)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image
@@ -44,23 +45,41 @@ def wizard_story(size: int = 64) -> tuple[world.Story, list[str]]:
 
 
 def write_story_folder(folder: Path, story: world.Story, *, title: str, captions: list[str] | None = None,
-                       prompts: list[str] | None = None, settings: dict | None = None) -> Path:
-    """Write ``story.json`` and ``sketches/NN.png`` for a world story; returns the story file."""
+                       prompts: list[str] | None = None, settings: dict | None = None,
+                       placed: Literal["box", "mask"] | None = None, first_seed: int = 1000) -> Path:
+    """Write ``story.json`` and ``sketches/NN.png`` for a world story; returns the story file. ``placed``:
+    story format 2, the character placed in each panel with its box from the drawing (as a user does in the
+    web UI's Characters tab) or its mask (``masks/NN.png``, the drawn figure), and the panel's setting, so
+    MAGA routes the character and the background apart. Panel i's seed is ``first_seed + i``."""
     folder = Path(folder)
     panels = []
     for i, sample in enumerate(story.panels):
         rel = f"sketches/{i:02d}.png"
         save_png(Image.fromarray(sample.sketch, "L"), folder / rel)
-        panels.append({"prompt": (prompts or story.captions)[i], "sketch": rel, "seed": 1000 + i,
-                       "caption": (captions or [None] * len(story.panels))[i]})
-    doc = {"schema": "sketchstory/story", "version": 1, "title": title, "panels": panels,
+        panel = {"prompt": (prompts or story.captions)[i], "sketch": rel, "seed": first_seed + i,
+                 "caption": (captions or [None] * len(story.panels))[i]}
+        if placed == "box":
+            h, w = sample.sketch.shape
+            x0, y0, x1, y1 = sample.bbox
+            panel |= {"characters": [{"name": story.character.kind, "box": [x0 / w, y0 / h, x1 / w, y1 / h]}]}
+        elif placed == "mask":
+            mask = f"masks/{i:02d}.png"
+            save_png(Image.fromarray(sample.masks["character"].astype(np.uint8) * 255, "L"), folder / mask)
+            panel |= {"characters": [{"name": story.character.kind, "mask": mask}]}
+        if placed:
+            panel["setting"] = sample.scene.setting
+        panels.append(panel)
+    doc = {"schema": "sketchstory/story", "version": 2 if placed else 1, "title": title, "panels": panels,
            "settings": settings or {"model": "demo", "width": 64, "height": 64, "steps": 20,
                                     "guidance_scale": 4.0}}
+    if placed:
+        doc["characters"] = [{"name": story.character.kind}]
     return atomic_write_text(folder / "story.json", json.dumps(doc, indent=2) + "\n")
 
 
 def write_duo_folder(folder: Path, story: duo.DuoStory, *, title: str, placed: bool,
-                     references: dict[int, np.ndarray] | None = None, settings: dict | None = None) -> Path:
+                     references: dict[int, np.ndarray] | None = None, settings: dict | None = None,
+                     first_seed: int = 1000) -> Path:
     """Write a two-character story: ``placed``, as story format 2 (each panel's characters with their boxes
     from the drawing, and its setting), so MAGA routes by character; else as version 1 with the same
     prompts, sketches and seeds (one shared memory). ``references``: a picture per character (pair index)."""
@@ -77,7 +96,7 @@ def write_duo_folder(folder: Path, story: duo.DuoStory, *, title: str, placed: b
     for i, panel in enumerate(story.panels):
         rel = f"sketches/{i:02d}.png"
         save_png(Image.fromarray(panel.sketch, "L"), folder / rel)
-        doc_panel: dict = {"prompt": panel.caption, "sketch": rel, "seed": 1000 + i}
+        doc_panel: dict = {"prompt": panel.caption, "sketch": rel, "seed": first_seed + i}
         if placed:
             doc_panel["characters"] = [{"name": names[c], "box": list(panel.box_fraction(c))} for c in panel.who]
             doc_panel["setting"] = panel.setting

@@ -62,6 +62,8 @@ CONFIGS: dict[str, dict] = {
     "MAGA early (layer 4, step 5/50)": {"maga": PLAIN | {"start_layer": 4, "start_step": "5/50"}},
     "MAGA everywhere (layer 0, step 0)": {"maga": PLAIN | {"start_layer": 0, "start_step": 0}},
     "MAGA defaults, no subject mask": {"maga": {"subject_mask": False}},
+    # Story format 2: the character placed with its box in every panel, and the panel's setting (routed MAGA).
+    "MAGA defaults, character placed": {"placed": "box"},
     "MAGA defaults, lambda 1": {"maga": {"strength": 1.0}},
     "MAGA defaults, lambda 3": {"maga": {"strength": 3.0}},
 }
@@ -115,8 +117,17 @@ def story_metrics(images: list[np.ndarray], story: world.Story, design: str) -> 
     return out
 
 
-def render(components: Components, folder: Path, story: world.Story, prompts: list[str], overrides: dict) -> list[np.ndarray]:
-    path = write_story_folder(folder, story, title=folder.name, prompts=prompts)
+def first_panel_seed(story_seed: int) -> int:
+    """The seed of a study story's panel 0 (panel i: this + i): every story starts from its own noise. (With one
+    seed for all, every story shared its starting noise, and the study measured that noise as much as MAGA.)"""
+    return 10 * story_seed
+
+
+def render(components: Components, folder: Path, story: world.Story, prompts: list[str], overrides: dict,
+           first_seed: int = 1000) -> list[np.ndarray]:
+    overrides = dict(overrides)
+    placed = overrides.pop("placed", None)
+    path = write_story_folder(folder, story, title=folder.name, prompts=prompts, placed=placed, first_seed=first_seed)
     doc = json.loads(path.read_text())
     doc["settings"] = BASE | overrides
     generate(parse_story(doc, str(path)), folder, folder / "out", RunOptions(progress=False), components)
@@ -132,7 +143,8 @@ def run_study(components: Components, design: str, n_stories: int, n_panels: int
             t0 = time.perf_counter()
             per_story: dict[str, list[float]] = {}
             for k, (story, prompts) in enumerate(stories):
-                images = render(components, Path(tmp) / f"{k:02d}-{c}", story, prompts, overrides)
+                images = render(components, Path(tmp) / f"{k:02d}-{c}", story, prompts, overrides,
+                                first_panel_seed(seed + k))
                 for key, value in story_metrics(images, story, design).items():
                     per_story.setdefault(key, []).append(value)
             results[name] = per_story

@@ -50,7 +50,7 @@ from sketchstory.demo import duo
 from sketchstory.demo.consistency import DEFAULT_THRESHOLD, part_colour
 from sketchstory.demo.gate import model_spec
 from sketchstory.demo.stories import write_duo_folder
-from sketchstory.demo.study import PALETTE_LAB, checked_gate, paired_difference, study_arguments
+from sketchstory.demo.study import PALETTE_LAB, checked_gate, first_panel_seed, paired_difference, study_arguments
 from sketchstory.models import Components, load
 from sketchstory.pipeline.runner import RunOptions, generate, panel_path
 from sketchstory.story import load_story
@@ -115,7 +115,7 @@ def story_metrics(images: list[np.ndarray], story: duo.DuoStory,
 def render(components: Components, folder: Path, story: duo.DuoStory, config: dict, seed: int) -> list[np.ndarray]:
     references = {c: duo.portrait(ch, seed).image for c, ch in enumerate(story.pair)} if config["references"] else None
     path = write_duo_folder(folder, story, title=folder.name, placed=config["placed"], references=references,
-                            settings=BASE | {"maga": config["maga"]})
+                            settings=BASE | {"maga": config["maga"]}, first_seed=first_panel_seed(seed))
     generate(load_story(path), folder, folder / "out", RunOptions(progress=False), components)
     return [np.asarray(Image.open(panel_path(folder / "out", n)).convert("RGB")) for n in range(len(story.panels))]
 

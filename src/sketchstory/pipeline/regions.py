@@ -2,7 +2,9 @@
 
 A placed character's region is its box or its mask picture (white on black, scaled to the panel);
 an unplaced one takes the sketch's subject region (the whole panel without a sketch), so a lone
-character needs no box. The background is what no character covers. A story routes MAGA by
+character needs no box. A box says *who* is where, the sketch says which pixels are drawn: a box
+is narrowed to the sketch's subject region inside it (when that is not empty), so the scenery a
+box takes in neither reads nor lends the character's memory. The background is what no character covers. A story routes MAGA by
 character once a panel places a character or names a setting (story format version 2,
 docs/maga.md "Characters"); other stories keep plain MAGA.
 """
@@ -52,7 +54,9 @@ def panel_regions(story: Story, index: int, subject: np.ndarray | None, masks: d
     characters: dict[str, LatentRegion] = {}
     for placement in story.placements(index):
         if placement.box is not None:
-            characters[placement.name] = box_region(placement.box, latent_hw)
+            box = box_region(placement.box, latent_hw)
+            drawn = box & subject if subject is not None else box
+            characters[placement.name] = drawn if drawn.any() else box
         elif placement.mask is not None:
             characters[placement.name] = mask_region(masks[placement.mask][1], latent_hw)
         else:
