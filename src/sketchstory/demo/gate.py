@@ -73,12 +73,14 @@ def _carried_delta_e(a: np.ndarray, b: np.ndarray, sample: world.Sample) -> floa
                           for p in parts]))
 
 
-def _render(components: Components, run: _ProbeRun, prompt: str, sketch: np.ndarray, seed: int, panel: int) -> np.ndarray:
+def denoise_panel(components: Components, run: MAGARun, prompt: str, sketch: np.ndarray, seed: int, panel: int,
+                 write: frozenset[int] = frozenset()) -> np.ndarray:
+    """One world panel through ``run``'s attention (``write``: the panels whose keys/values it keeps)."""
     cond, _ = encode_text(components, prompt)
     uncond, _ = encode_text(components, "")
     control = torch.from_numpy(control_image(sketch)).permute(2, 0, 1)[None].float().div(255.0)
     job = PanelJob(panel, seed, cond, uncond, control.to(components.device, components.dtype))
-    latents = denoise(components, [job], SAMPLING, run)
+    latents = denoise(components, [job], SAMPLING, run, write=write)
     return np.asarray(decode(components, latents)[0])
 
 
@@ -89,11 +91,11 @@ def run_gate(components: Components, n_stories: int = 12, seed: int = 900_000) -
     for k in range(n_stories):
         sample = world.make_story(seed + k, 1).panels[0]
         prompt = sample.scene.describe(colour=False)
-        first = _render(components, run, prompt, sample.sketch, 1000 + k, 0)
+        first = denoise_panel(components, run, prompt, sample.sketch, 1000 + k, 0)
         run.copy = False
-        plain.append(_carried_delta_e(first, _render(components, run, prompt, sample.sketch, 2000 + k, 1), sample))
+        plain.append(_carried_delta_e(first, denoise_panel(components, run, prompt, sample.sketch, 2000 + k, 1), sample))
         run.copy = True
-        copied.append(_carried_delta_e(first, _render(components, run, prompt, sample.sketch, 2000 + k, 1), sample))
+        copied.append(_carried_delta_e(first, denoise_panel(components, run, prompt, sample.sketch, 2000 + k, 1), sample))
         run.saved.clear()
     components.unet.set_attn_processor(previous)
     layers = sorted(run.tokens)
