@@ -64,6 +64,7 @@ CONFIGS: dict[str, dict] = {
     "MAGA defaults, no subject mask": {"maga": {"subject_mask": False}},
     # Story format 2: the character placed with its box in every panel, and the panel's setting (routed MAGA).
     "MAGA defaults, character placed": {"placed": "box"},
+    "character placed, gain 4": {"placed": "box", "maga": {"gain": 4.0}},
     "MAGA defaults, lambda 1": {"maga": {"strength": 1.0}},
     "MAGA defaults, lambda 3": {"maga": {"strength": 3.0}},
 }

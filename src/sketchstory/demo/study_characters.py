@@ -64,6 +64,7 @@ CONFIGS: dict[str, dict] = {  # placed: story format 2 (routed); references: a p
     "shared memory": {"maga": MAGA, "placed": False, "references": False},
     "routed": {"maga": MAGA, "placed": True, "references": False},
     "routed + reference": {"maga": MAGA, "placed": True, "references": True},
+    "routed, gain 4": {"maga": MAGA | {"gain": 4.0}, "placed": True, "references": False},
 }
 COLUMNS = (("mixing", "identity mixing", "{:.3f}"), ("own_de", "own hidden Delta E to anchor", "{:.1f}"),
            ("ref_de", "hidden Delta E to reference", "{:.1f}"), ("background_de", "background error", "{:.1f}"))
