@@ -78,3 +78,19 @@ def test_a_placed_world_story_routes_its_character_by_the_drawn_box(tmp_path) ->
         assert story.panels[n].setting == sample.scene.setting
     unplaced = load_story(write_story_folder(tmp_path / "v1", world_story, title="t", prompts=prompts))
     assert unplaced.version == 1 and not routed(unplaced)
+
+
+def test_every_study_story_starts_from_its_own_noise(tmp_path) -> None:
+    """One seed pair for every story made the study measure that pair's noise as much as MAGA."""
+    from sketchstory.demo.stories import write_story_folder
+    from sketchstory.demo.study import first_panel_seed
+    from sketchstory.story import load_story
+
+    seeds = []
+    for k in range(3):
+        world_story, prompts = design_story("diffsk", 1_000_000 + k, 2)
+        path = write_story_folder(tmp_path / str(k), world_story, title="t", prompts=prompts,
+                                  first_seed=first_panel_seed(1_000_000 + k))
+        story = load_story(path)
+        seeds += [story.panel_seed(0), story.panel_seed(1)]
+    assert len(set(seeds)) == len(seeds)
