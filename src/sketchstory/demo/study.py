@@ -125,7 +125,7 @@ def first_panel_seed(story_seed: int) -> int:
 
 
 def render(components: Components, folder: Path, story: world.Story, prompts: list[str], overrides: dict,
-           first_seed: int = 1000) -> list[np.ndarray]:
+           first_seed: int) -> list[np.ndarray]:
     overrides = dict(overrides)
     placed = overrides.pop("placed", None)
     path = write_story_folder(folder, story, title=folder.name, prompts=prompts, placed=placed, first_seed=first_seed)

@@ -4,9 +4,9 @@ A placed character's region is its box or its mask picture (white on black, scal
 an unplaced one takes the sketch's subject region (the whole panel without a sketch), so a lone
 character needs no box. A box says *who* is where, the sketch says which pixels are drawn: a box
 is narrowed to the sketch's subject region inside it (when that is not empty), so the scenery a
-box takes in neither reads nor lends the character's memory. The background is what no character covers. A story routes MAGA by
-character once a panel places a character or names a setting (story format version 2,
-docs/maga.md "Characters"); other stories keep plain MAGA.
+box takes in neither reads nor lends the character's memory. The background is what no character
+covers. A story routes MAGA by character once a panel places a character or names a setting (story
+format version 2, docs/maga.md "Characters"); other stories keep plain MAGA.
 """
 
 from __future__ import annotations
