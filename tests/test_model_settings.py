@@ -46,6 +46,24 @@ def test_changed_settings_stay_given_and_the_rest_unsaid() -> None:
     assert (s.steps, s.maga.gain, s.maga.start_layer, s.width) == (9, 1.0, 0, 64)
 
 
+def placed_story(settings: dict | None = None):
+    doc = {"version": 2, "characters": [{"name": "wizard"}],
+           "panels": [{"prompt": "a wizard", "characters": [{"name": "wizard", "box": [0.1, 0.1, 0.6, 0.9]}]}]}
+    return parse_story(doc | ({"settings": settings} if settings is not None else {}))
+
+
+def test_a_story_that_places_its_characters_gets_the_models_routed_maga_settings() -> None:
+    demo = REGISTRY["demo"]
+    assert demo.maga_routed["gain"] != demo.maga["gain"]
+    assert follow_model(story()).settings.maga.gain == demo.maga["gain"]
+    s = follow_model(placed_story()).settings
+    assert (s.maga.gain, s.maga.start_layer, s.maga.start_step) == (
+        demo.maga_routed["gain"], demo.maga_routed["start_layer"], demo.maga["start_step"])
+    assert follow_model(placed_story({"maga": {"gain": 1.5}})).settings.maga.gain == 1.5  # the story's own wins
+    # MAGA off: nothing is routed, so nothing routed applies
+    assert follow_model(placed_story({"maga": {"enabled": False}})).settings.maga.gain == demo.maga["gain"]
+
+
 def test_a_flag_for_another_model_takes_that_models_settings() -> None:
     s = follow_model(story().with_settings({"model": "sd15"})).settings
     assert (s.width, s.maga.start_step) == (512, "24/50")

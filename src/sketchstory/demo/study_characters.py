@@ -52,19 +52,20 @@ from sketchstory.demo.gate import model_spec
 from sketchstory.demo.stories import write_duo_folder
 from sketchstory.demo.study import PALETTE_LAB, checked_gate, first_panel_seed, paired_difference, study_arguments
 from sketchstory.models import Components, load
+from sketchstory.models.specs import native_settings
 from sketchstory.pipeline.runner import RunOptions, generate, panel_path
 from sketchstory.story import load_story
 
 # Batched renders the same images as sequential (tested), in about half the time.
 BASE = {"model": "demo", "width": 64, "height": 64, "steps": 20, "guidance_scale": 4.0, "mode": "batched"}
-# The demo model decides appearance in its first steps and layers: MAGA from layer 0, step 0.
-MAGA = {"start_layer": 0, "start_step": 0, "gain": 2.0, "subject_mask": True}
+# MAGA as the demo model's defaults give it (models.specs): a story with placed characters (routed) gets
+# the model's routed settings over its plain ones, so "routed" is what a user placing characters gets.
 CONFIGS: dict[str, dict] = {  # placed: story format 2 (routed); references: a portrait per character
     "no MAGA": {"maga": {"enabled": False}, "placed": False, "references": False},
-    "shared memory": {"maga": MAGA, "placed": False, "references": False},
-    "routed": {"maga": MAGA, "placed": True, "references": False},
-    "routed + reference": {"maga": MAGA, "placed": True, "references": True},
-    "routed, gain 4": {"maga": MAGA | {"gain": 4.0}, "placed": True, "references": False},
+    "shared memory": {"maga": {}, "placed": False, "references": False},
+    "routed": {"maga": {}, "placed": True, "references": False},
+    "routed + reference": {"maga": {}, "placed": True, "references": True},
+    "routed, gain 2": {"maga": {"gain": 2.0}, "placed": True, "references": False},
 }
 COLUMNS = (("mixing", "identity mixing", "{:.3f}"), ("own_de", "own hidden Delta E to anchor", "{:.1f}"),
            ("ref_de", "hidden Delta E to reference", "{:.1f}"), ("background_de", "background error", "{:.1f}"))
@@ -136,7 +137,9 @@ def run_study(components: Components, n_stories: int, n_panels: int, seed: int, 
             results[name] = per_story
             log(f"{name:20} mixing {np.mean(per_story['mixing']):.3f}, own Delta E {np.mean(per_story['own_de']):5.1f}, "
                 f"to reference {np.mean(per_story['ref_de']):5.1f} ({time.perf_counter() - t0:.0f} s)")
-    return {"stories": n_stories, "panels": n_panels, "seed": seed, "settings": BASE, "maga": MAGA,
+    return {"stories": n_stories, "panels": n_panels, "seed": seed, "settings": BASE,
+            "maga": {kind: {k: v for k, v in native_settings("demo", kind == "routed").items() if k.startswith("maga.")}
+                     for kind in ("plain", "routed")},
             "results": results}
 
 

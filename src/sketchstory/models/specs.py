@@ -44,6 +44,9 @@ class ModelSpec:
     # MAGA settings over the thesis's (MagaSettings' defaults) for a story that does not say: where a
     # model decides appearance is the model's own, so the start is chosen per model by a study.
     maga: Mapping[str, Any] = field(default_factory=dict)
+    # Over ``maga`` for a story that places its characters (routed MAGA): there backgrounds read only
+    # earlier backgrounds of their own setting, so a model can share more without tinting them.
+    maga_routed: Mapping[str, Any] = field(default_factory=dict)
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -64,7 +67,13 @@ REGISTRY: dict[str, ModelSpec] = {
                   # colours in its first steps, so MAGA starts at step 0 (from the thesis's 24/50 it
                   # catches a fifth of the effect); a memory gain of 2 doubles the effect, and sharing
                   # only the subject keeps backgrounds their own. Numbers: src/sketchstory/demo/weights/README.md.
-                  maga={"start_layer": 0, "start_step": 0, "gain": 2.0, "subject_mask": True}),
+                  maga={"start_layer": 0, "start_step": 0, "gain": 2.0, "subject_mask": True},
+                  # Placed characters (routed): gain 4 carries more (dev set: own Delta E -39 % vs -33 % at
+                  # gain 2), which unrouted would tint other settings' backgrounds (+1.8 Delta E); from layer
+                  # 5 (the demo's up path), since its first layers match a part to the wrong part (precision
+                  # 0.15-0.4 against 0.6-0.9 there) and carry nothing: mixing 0.159 -> 0.140 at equal own
+                  # Delta E. Numbers: training/demo-match-12390/dev-set.md.
+                  maga_routed={"start_layer": 5, "gain": 4.0}),
         ModelSpec("tiny", "tiny", "tiny", "random tiny models of the real classes, to smoke-test an install", 32,
                   steps=2, guidance=5.0),
         ModelSpec("tiny-sdxl", "tiny-sdxl", "tiny-sdxl", "random tiny models of SDXL's classes, to smoke-test SDXL",
@@ -104,14 +113,16 @@ SKETCH_REGISTRY: dict[str, SketchModelSpec] = {
 }
 
 
-def native_settings(model: str) -> dict[str, Any]:
+def native_settings(model: str, routed: bool = False) -> dict[str, Any]:
     """The story settings a registry model was made for (``maga.<name>`` for MAGA's, as
-    ``Story.with_settings`` takes them); {} for a model the registry does not know."""
+    ``Story.with_settings`` takes them), with its routed ones for a story that places its characters;
+    {} for a model the registry does not know."""
     spec = REGISTRY.get(model)
     if spec is None:
         return {}
+    maga = {**spec.maga, **spec.maga_routed} if routed else spec.maga
     return {"width": spec.native_size, "height": spec.native_size, "steps": spec.steps,
-            "guidance_scale": spec.guidance} | {f"maga.{k}": v for k, v in spec.maga.items()}
+            "guidance_scale": spec.guidance} | {f"maga.{k}": v for k, v in maga.items()}
 
 
 def own_controlnet(source: str) -> str | None:
