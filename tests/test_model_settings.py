@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sketchstory.models.specs import REGISTRY, native_settings
-from sketchstory.pipeline.model_settings import follow_model
+from sketchstory.pipeline.model_settings import follow_model, rerouted
 from sketchstory.story import MagaSettings, StoryError, parse_story
 
 
@@ -62,6 +62,21 @@ def test_a_story_that_places_its_characters_gets_the_models_routed_maga_settings
     assert follow_model(placed_story({"maga": {"gain": 1.5}})).settings.maga.gain == 1.5  # the story's own wins
     # MAGA off: nothing is routed, so nothing routed applies
     assert follow_model(placed_story({"maga": {"enabled": False}})).settings.maga.gain == demo.maga["gain"]
+
+
+def test_placing_the_first_character_moves_the_settings_still_at_the_models_to_its_routed_ones() -> None:
+    demo = REGISTRY["demo"]
+    before = story().with_settings(native_settings("demo"))  # as the web UI holds it: every native written out
+    doc = before.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    placed = placed_story(doc["settings"])
+    changes = rerouted(before, placed)
+    assert changes == {f"maga.{k}": v for k, v in demo.maga_routed.items()}
+    now = placed.with_settings(changes)
+    unplaced = story(now.model_dump(mode="json", by_alias=True, exclude_unset=True)["settings"])  # the box removed
+    assert rerouted(now, unplaced) == {f"maga.{k}": demo.maga[k] for k in demo.maga_routed}
+    mine = placed_story(doc["settings"] | {"maga": doc["settings"]["maga"] | {"gain": 3.0}})
+    assert "maga.gain" not in rerouted(before, mine)  # a value the user chose stays
+    assert rerouted(before, before) == {} and rerouted(placed, placed) == {}
 
 
 def test_a_flag_for_another_model_takes_that_models_settings() -> None:

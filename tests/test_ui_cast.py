@@ -11,6 +11,7 @@ from PIL import Image
 
 gr = pytest.importorskip("gradio", reason="the web UI needs the 'ui' extra (gradio)")
 
+from sketchstory.models.specs import REGISTRY, native_settings  # noqa: E402
 from sketchstory.story import StoryError, load_story  # noqa: E402
 from sketchstory.ui.cast_view import (  # noqa: E402
     COLOURS,
@@ -132,3 +133,19 @@ def test_the_settings_form_shows_and_sets_how_backgrounds_share(page) -> None:
     assert story.settings.maga.background == "none" and story.version == 2
     assert json.loads(story.to_json())["settings"]["maga"]["background"] == "none"
     assert values_of(story.settings) == values
+
+
+def test_placing_the_first_character_on_the_demo_model_takes_its_routed_maga_settings(page) -> None:
+    h, w = page
+    story = h.ws.load().with_settings({"model": "demo"} | {k: v for k, v in native_settings("demo").items()})
+    out = h.cast.members(story, 0, ["wizard"])
+    assert out[w.story].version == 1 and w.settings_note not in out  # a name alone does not route MAGA
+    out = h.cast.place_typed(out[w.story], 0, "wizard", "0.05, 0.2, 0.5, 0.95")
+    routed = REGISTRY["demo"].maga_routed
+    assert out[w.story].settings.maga.gain == routed["gain"] == load_story(h.ws.story_path).settings.maga.gain
+    assert "placed characters" in out[w.settings_note]
+    shown = dict(zip([f.key for f in FIELDS], [out[c] for c in w.settings], strict=True))
+    assert shown["maga.gain"] == routed["gain"]
+    assert w.settings_note not in h.cast.members(out[w.story], 1, ["wizard"])  # still routed: no note
+    out = h.cast.unbox(out[w.story], 0, "wizard")  # nobody placed any more: the plain settings again
+    assert out[w.story].version == 1 and out[w.story].settings.maga.gain == REGISTRY["demo"].maga["gain"]

@@ -8,6 +8,8 @@ Every run goes through here, so the command line, the web UI, batches and studie
 
 from __future__ import annotations
 
+from typing import Any
+
 from sketchstory.models.specs import native_settings
 from sketchstory.pipeline.regions import routed
 from sketchstory.story import Story
@@ -18,3 +20,21 @@ def follow_model(story: Story) -> Story:
     given = story.explicit_settings()
     native = {k: v for k, v in native_settings(story.settings.model, routed(story)).items() if k not in given}
     return story.with_settings(native, "the model's native settings") if native else story
+
+
+def rerouted(before: Story, after: Story) -> dict[str, Any]:
+    """When an edit starts (or stops) routing MAGA by character, as placing the first character does: the
+    model's settings for the new routing, for those of ``after``'s settings still at the old routing's native
+    values (the web UI writes its model's values into the story; this keeps them following the model)."""
+    was, now = routed(before), routed(after)
+    if was == now:
+        return {}
+    old, new = native_settings(after.settings.model, was), native_settings(after.settings.model, now)
+    return {k: v for k, v in new.items() if k in old and _setting(after, k) == old[k] != v}
+
+
+def _setting(story: Story, key: str) -> Any:
+    value: Any = story.settings
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value

@@ -220,7 +220,8 @@ def wire(app: gr.Blocks, w: Widgets, h: Handlers) -> None:
 
 def wire_cast(w: Widgets, h: CastHandlers, edit: dict[str, Any]) -> None:
     """The *Characters* tab, the panel's setting and the reference pictures (see ui.cast_handlers)."""
-    cast_out = [w.story, w.panel_note, *w.cast]
+    # Placing the first character routes MAGA, which may take the model's MAGA settings for that: the form shows them.
+    cast_out = [w.story, w.panel_note, *w.cast, *w.settings, w.settings_note]
     w.cast_members.input(h.members, [w.story, w.selector, w.cast_members], cast_out, trigger_mode="always_last",
                          **edit)
     w.cast_name.input(h.pick, [w.story, w.selector, w.cast_name], cast_out, **edit)
@@ -229,7 +230,7 @@ def wire_cast(w: Widgets, h: CastHandlers, edit: dict[str, Any]) -> None:
     for trigger in (w.cast_place_btn.click, w.cast_box.submit):
         trigger(h.place_typed, [w.story, w.selector, w.cast_name, w.cast_box], cast_out, **edit)
     w.cast_unbox_btn.click(h.unbox, [w.story, w.selector, w.cast_name], cast_out, **edit)
-    w.setting.change(h.edit_setting, [w.story, w.selector, w.setting], [w.story, w.panel_note],
+    w.setting.change(h.edit_setting, [w.story, w.selector, w.setting], [w.story, w.panel_note, *w.settings, w.settings_note],
                      trigger_mode="always_last", **edit)
     ref_out = [w.story, *w.references]
     w.ref_name.input(h.pick_reference, [w.story, w.ref_name], ref_out, **edit)

@@ -14,6 +14,8 @@ from typing import Any
 import gradio as gr
 
 from sketchstory import cast
+from sketchstory.pipeline.model_settings import rerouted
+from sketchstory.pipeline.regions import routed
 from sketchstory.sketches import SketchError
 from sketchstory.story import Story, StoryError
 from sketchstory.ui import state
@@ -25,6 +27,7 @@ from sketchstory.ui.cast_view import (
     parse_box,
     placement_picture,
 )
+from sketchstory.ui.settings_form import values_of
 from sketchstory.ui.widgets import Widgets
 from sketchstory.ui.workspace import Workspace
 
@@ -65,9 +68,22 @@ class CastHandlers:
 
     # --- edits ----------------------------------------------------------------------------------
 
-    def _edited(self, story: Story, index: int, name: str | None = None) -> Update:
+    def _saved(self, before: Story, story: Story) -> tuple[Story, Update]:
+        """Save an edit; one that starts or stops routing MAGA by character also takes the model's MAGA
+        settings for that (``pipeline.model_settings.rerouted``), shown in the settings form."""
+        changes = rerouted(before, story)
+        story = story.with_settings(changes) if changes else story
         self.ws.save(story)
-        return {self.w.story: story, self.w.panel_note: ""} | self.view(story, index, name)
+        if not changes:
+            return story, {}
+        said = ", ".join(f"{k} {v}" for k, v in changes.items())
+        which = "placed characters" if routed(story) else "a story without placed characters"
+        return story, dict(zip(self.w.settings, values_of(story.settings), strict=True)) | {
+            self.w.settings_note: f"MAGA follows the `{story.settings.model}` model's settings for {which}: {said}."}
+
+    def _edited(self, before: Story, story: Story, index: int, name: str | None = None) -> Update:
+        story, settings = self._saved(before, story)
+        return {self.w.story: story, self.w.panel_note: ""} | self.view(story, index, name) | settings
 
     def _refused(self, err: StoryError) -> Update:
         return {self.w.panel_note: "**Not applied:** " + "; ".join(err.problems)}
@@ -77,7 +93,7 @@ class CastHandlers:
             return {self.w.story: gr.skip()}
         index = state.clamp_index(story, index)
         try:
-            return self._edited(cast.set_members(story, index, list(names or [])), index)
+            return self._edited(story, cast.set_members(story, index, list(names or [])), index)
         except StoryError as e:
             return self._refused(e)
 
@@ -101,7 +117,7 @@ class CastHandlers:
                 self.w.panel_note: f"Now click the opposite corner of {name}'s box."}
         try:
             box = box_from_corners((corner[0], corner[1]), point)
-            return self._edited(cast.place(story, self.ws.root, index, name, box=box), index, name)
+            return self._edited(story, cast.place(story, self.ws.root, index, name, box=box), index, name)
         except StoryError as e:
             return self._refused(e) | self.view(story, index, name)
 
@@ -112,7 +128,7 @@ class CastHandlers:
         try:
             if name is None:
                 raise StoryError(["tick who is in this panel first, then pick the character to place"])
-            return self._edited(cast.place(story, self.ws.root, index, name, box=parse_box(text)), index, name)
+            return self._edited(story, cast.place(story, self.ws.root, index, name, box=parse_box(text)), index, name)
         except StoryError as e:
             return self._refused(e)
 
@@ -121,7 +137,7 @@ class CastHandlers:
         if index is None or name is None:
             return {self.w.story: gr.skip()}
         index = state.clamp_index(story, index)
-        return self._edited(cast.place(story, self.ws.root, index, name), index, name)
+        return self._edited(story, cast.place(story, self.ws.root, index, name), index, name)
 
     def edit_setting(self, story: Story, index: int | None, text: str) -> Update:
         if index is None:
@@ -134,8 +150,8 @@ class CastHandlers:
             new = cast.set_setting(story, index, setting)
         except StoryError as e:
             return self._refused(e)
-        self.ws.save(new)
-        return {self.w.story: new, self.w.panel_note: ""}
+        new, settings = self._saved(story, new)
+        return {self.w.story: new, self.w.panel_note: ""} | settings
 
     # --- reference pictures ---------------------------------------------------------------------
 
