@@ -19,7 +19,8 @@ def test_a_story_without_settings_gets_the_demo_models_size_steps_and_maga_start
     demo = REGISTRY["demo"]
     assert (s.width, s.height, s.steps, s.guidance_scale) == (demo.native_size, demo.native_size, demo.steps, demo.guidance)
     assert (s.maga.start_layer, s.maga.start_step) == (0, 0)
-    assert s.maga.memory == MagaSettings().memory  # what the model does not name stays the format's default
+    assert s.maga.memory == demo.maga["memory"]
+    assert s.maga.tau == MagaSettings().tau  # what the model does not name stays the format's default
 
 
 def test_what_the_story_gives_wins_over_the_model() -> None:
@@ -54,14 +55,14 @@ def placed_story(settings: dict | None = None):
 
 def test_a_story_that_places_its_characters_gets_the_models_routed_maga_settings() -> None:
     demo = REGISTRY["demo"]
-    assert demo.maga_routed["gain"] != demo.maga["gain"]
-    assert follow_model(story()).settings.maga.gain == demo.maga["gain"]
+    routed = {**demo.maga, **demo.maga_routed}
+    assert routed["start_layer"] != demo.maga["start_layer"]
+    assert follow_model(story()).settings.maga.start_layer == demo.maga["start_layer"]
     s = follow_model(placed_story()).settings
-    assert (s.maga.gain, s.maga.start_layer, s.maga.start_step) == (
-        demo.maga_routed["gain"], demo.maga_routed["start_layer"], demo.maga["start_step"])
-    assert follow_model(placed_story({"maga": {"gain": 1.5}})).settings.maga.gain == 1.5  # the story's own wins
+    assert (s.maga.start_layer, s.maga.gain, s.maga.start_step) == (routed["start_layer"], routed["gain"], routed["start_step"])
+    assert follow_model(placed_story({"maga": {"start_layer": 2}})).settings.maga.start_layer == 2  # the story's own wins
     # MAGA off: nothing is routed, so nothing routed applies
-    assert follow_model(placed_story({"maga": {"enabled": False}})).settings.maga.gain == demo.maga["gain"]
+    assert follow_model(placed_story({"maga": {"enabled": False}})).settings.maga.start_layer == demo.maga["start_layer"]
 
 
 def test_placing_the_first_character_moves_the_settings_still_at_the_models_to_its_routed_ones() -> None:
@@ -74,8 +75,8 @@ def test_placing_the_first_character_moves_the_settings_still_at_the_models_to_i
     now = placed.with_settings(changes)
     unplaced = story(now.model_dump(mode="json", by_alias=True, exclude_unset=True)["settings"])  # the box removed
     assert rerouted(now, unplaced) == {f"maga.{k}": demo.maga[k] for k in demo.maga_routed}
-    mine = placed_story(doc["settings"] | {"maga": doc["settings"]["maga"] | {"gain": 3.0}})
-    assert "maga.gain" not in rerouted(before, mine)  # a value the user chose stays
+    mine = placed_story(doc["settings"] | {"maga": doc["settings"]["maga"] | {"start_layer": 2}})
+    assert "maga.start_layer" not in rerouted(before, mine)  # a value the user chose stays
     assert rerouted(before, before) == {} and rerouted(placed, placed) == {}
 
 
@@ -95,5 +96,6 @@ def test_the_models_command_shows_what_a_story_without_settings_gets(capsys: pyt
 
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "defaults: 64 px, 20 steps, guidance 4; MAGA from layer 0, step 0, gain 2, subject mask" in out
-    assert "defaults: 512 px, 30 steps, guidance 7.5; MAGA from layer 8, step 24/50, gain 0\n" in out
+    assert ("defaults: 64 px, 20 steps, guidance 4; MAGA from layer 0, step 0, memory anchors:0, gain 4, subject mask; "
+            "placed characters: start layer 5\n") in out
+    assert "defaults: 512 px, 30 steps, guidance 7.5; MAGA from layer 8, step 24/50, memory anchors:0+window:2, gain 0\n" in out

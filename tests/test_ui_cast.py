@@ -142,10 +142,10 @@ def test_placing_the_first_character_on_the_demo_model_takes_its_routed_maga_set
     assert out[w.story].version == 1 and w.settings_note not in out  # a name alone does not route MAGA
     out = h.cast.place_typed(out[w.story], 0, "wizard", "0.05, 0.2, 0.5, 0.95")
     routed = REGISTRY["demo"].maga_routed
-    assert out[w.story].settings.maga.gain == routed["gain"] == load_story(h.ws.story_path).settings.maga.gain
+    assert out[w.story].settings.maga.start_layer == routed["start_layer"] == load_story(h.ws.story_path).settings.maga.start_layer
     assert "placed characters" in out[w.settings_note]
     shown = dict(zip([f.key for f in FIELDS], [out[c] for c in w.settings], strict=True))
-    assert shown["maga.gain"] == routed["gain"]
+    assert shown["maga.start_layer"] == routed["start_layer"]
     assert w.settings_note not in h.cast.members(out[w.story], 1, ["wizard"])  # still routed: no note
     out = h.cast.unbox(out[w.story], 0, "wizard")  # nobody placed any more: the plain settings again
-    assert out[w.story].version == 1 and out[w.story].settings.maga.gain == REGISTRY["demo"].maga["gain"]
+    assert out[w.story].version == 1 and out[w.story].settings.maga.start_layer == REGISTRY["demo"].maga["start_layer"]

@@ -88,8 +88,8 @@ def normalize_sketch(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """Return the drawing as black lines on a white "L" page of exactly ``size=(width, height)``.
 
     Transparency goes onto a plain page, light-on-dark drawings are inverted, uneven or grey paper
-    is flattened to white, isolated specks are dropped, and the drawing is scaled to fit and
-    centred on white, never stretched.
+    is flattened to white, isolated specks are dropped, strokes keep their darkness (their
+    anti-aliased edges), and the drawing is scaled to fit and centred on white, never stretched.
     """
     width, height = _check_size(size)
     darkness = ink_darkness(image)
@@ -98,7 +98,12 @@ def normalize_sketch(image: Image.Image, size: tuple[int, int]) -> Image.Image:
         raise SketchError(
             "the picture has no lines: it looks blank or is only noise; upload a drawing with visible strokes"
         )
-    page = np.asarray(fit_to_frame(Image.fromarray(np.where(ink, 0, 255).astype(np.uint8), mode="L"), (width, height)))
+    # Strokes keep their own darkness, scaled so that a typical stroke is black: line weight and
+    # anti-aliasing put Canny's edges where the drawing has them (a black-or-white page moves them and
+    # drops the light ones), and a faint pencil photo still gives black lines.
+    scale = max(float(np.percentile(darkness[ink], 95)), 1e-6)
+    strokes = np.where(ink, np.rint(255.0 * (1.0 - np.clip(darkness / scale, 0.0, 1.0))), 255).astype(np.uint8)
+    page = np.asarray(fit_to_frame(Image.fromarray(strokes, mode="L"), (width, height)))
     shrink = min(width / ink.shape[1], height / ink.shape[0])
     if shrink < 1:
         # Area averaging turns lines thinner than a target pixel into faint grey, which Canny and the

@@ -65,15 +65,13 @@ REGISTRY: dict[str, ModelSpec] = {
                   steps=20, guidance=4.0,
                   # Chosen on held-out dev stories (seeds 2,000,000+, not the study's): it settles
                   # colours in its first steps, so MAGA starts at step 0 (from the thesis's 24/50 it
-                  # catches a fifth of the effect); a memory gain of 2 doubles the effect, and sharing
-                  # only the subject keeps backgrounds their own. Numbers: src/sketchstory/demo/weights/README.md.
-                  maga={"start_layer": 0, "start_step": 0, "gain": 2.0, "subject_mask": True},
-                  # Placed characters (routed): gain 4 carries more (dev set: own Delta E -39 % vs -33 % at
-                  # gain 2), which unrouted would tint other settings' backgrounds (+1.8 Delta E); from layer
-                  # 5 (the demo's up path), since its first layers match a part to the wrong part (precision
-                  # 0.15-0.4 against 0.6-0.9 there) and carry nothing: mixing 0.159 -> 0.140 at equal own
-                  # Delta E. Numbers: training/demo-match-12390/dev-set.md.
-                  maga_routed={"start_layer": 5, "gain": 4.0}),
+                  # catches a fifth of the effect); every panel reads the first (anchors:0: reading the
+                  # later ones copies their misses too), with a memory gain of 4, and only the subject, so
+                  # backgrounds stay their own (+1.5 Delta E). Placed characters (routed): from layer 5 (the
+                  # demo's up path), since its first layers match a part to the wrong part and carry
+                  # nothing. Numbers: training/demo-match-12390/dev-set.md.
+                  maga={"start_layer": 0, "start_step": 0, "memory": "anchors:0", "gain": 4.0, "subject_mask": True},
+                  maga_routed={"start_layer": 5}),
         ModelSpec("tiny", "tiny", "tiny", "random tiny models of the real classes, to smoke-test an install", 32,
                   steps=2, guidance=5.0),
         ModelSpec("tiny-sdxl", "tiny-sdxl", "tiny-sdxl", "random tiny models of SDXL's classes, to smoke-test SDXL",
