@@ -25,8 +25,8 @@ configurations with 95 % bootstrap intervals (``study.paired_difference``):
 - ``background_de``: Delta E of the background to the panel's own scene drawn by the world, for
   panels whose setting differs from panel 0's (background melt, thesis Fig. 6.2).
 
-The demo model was trained on one-character scenes only: two characters in a caption and a picture
-are outside what it learnt, which the results must be read with.
+The demo model saw two characters in a picture only in its last training segment (15 % of its pages),
+which the results must be read with.
 
     python -m sketchstory.demo.study_characters --stories 32 -o out/study-characters
 """
