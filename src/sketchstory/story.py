@@ -236,6 +236,14 @@ class Settings(_Doc):
     chunk_size: int = Field(default=0, ge=0)
     maga: MagaSettings = MagaSettings()
 
+    def value(self, key: str) -> Any:
+        """A setting by its :meth:`Story.with_settings` key (``maga.<name>`` for MAGA's); read from the
+        model, not a dump, which leaves some defaults out."""
+        value: Any = self
+        for part in key.split("."):
+            value = getattr(value, part)
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         problems = []

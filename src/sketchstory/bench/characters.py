@@ -30,7 +30,6 @@ from sketchstory.attention.budget import layer_shapes, panel_bytes
 from sketchstory.demo.duo import make_duo_story
 from sketchstory.demo.stories import write_duo_folder
 from sketchstory.models import REGISTRY, Components, load, resolve_spec
-from sketchstory.models.specs import native_settings
 from sketchstory.pipeline.runner import RunOptions, generate
 from sketchstory.story import load_story
 
@@ -38,7 +37,7 @@ TARGET = 1.1  # routed per-panel time / shared
 STORY_SEED = 1_000_000
 # Both rows with the demo model's plain MAGA defaults, given explicitly: a routed story would otherwise take the
 # model's routed ones (a later start layer), and the ratio would measure those settings, not routing.
-MAGA = {k.removeprefix("maga."): v for k, v in native_settings("demo").items() if k.startswith("maga.")}
+MAGA = dict(REGISTRY["demo"].maga)
 
 
 def components_of(arch: str) -> Components:

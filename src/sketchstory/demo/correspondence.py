@@ -1,9 +1,10 @@
 """Why MAGA's copies of the unspoken colours are not exact: where a later panel's queries look.
 
 Two-panel stories of the held-out world (design ``diffsk``: one prompt, two sketches; or ``same``: one
-prompt and sketch, two seeds; each story its own seeds). Panel 0 is denoised plainly and its keys/values kept; panel 1 reads them with the demo model's MAGA
-defaults (from layer 0 and step 0, its memory gain), the world's true character mask as the subject mask,
-so that what is measured is the model's correspondence, not the sketch mask's precision. At every layer
+prompt and sketch, two seeds; each story its own seeds). Panel 0 is denoised plainly and its keys/values
+kept; panel 1 reads them with the demo model's MAGA defaults (from layer 0 and step 0, its memory gain),
+the world's true character mask as the subject mask, so that what is measured is the model's
+correspondence, not the sketch mask's precision. At every layer
 and step, for panel 1's query tokens inside each carried part (the body and the hidden parts; the part's
 mask pooled to the layer's grid, a token in when it is mostly covered), averaged over heads on the
 conditional branch:
@@ -113,9 +114,9 @@ def run_probe(components: Components, n_stories: int = 24, seed: int = 2_000_000
                  {"memory_mass": round(float(np.mean([s[0] for s in v])), 3),
                   "precision": round(float(np.mean([s[1] for s in v])), 3)}
                  for (layer, g, q), v in sorted(run.stats.items())}
-    within = np.array(hidden) <= DEFAULT_THRESHOLD
-    by_size = {label: round(float(np.mean(within[np.array(small) == flag])), 3) if (np.array(small) == flag).any()
-               else None for label, flag in (("under_one_8x8_token", True), ("larger", False))}
+    within, small_parts = np.array(hidden) <= DEFAULT_THRESHOLD, np.array(small)
+    by_size = {label: round(float(np.mean(within[small_parts == flag])), 3) if (small_parts == flag).any() else None
+               for label, flag in (("under_one_8x8_token", True), ("larger", False))}
     return {
         "design": design, "stories": n_stories, "seed": seed, "gain": gain, "attention": attention,
         "hidden_de_median": round(float(np.median(hidden)), 1),

@@ -63,7 +63,7 @@ CONFIGS: dict[str, dict] = {
     "MAGA everywhere (layer 0, step 0)": {"maga": PLAIN | {"start_layer": 0, "start_step": 0}},
     "MAGA defaults, no subject mask": {"maga": {"subject_mask": False}},
     # Story format 2: the character placed with its box in every panel, and the panel's setting (routed MAGA,
-    # which takes the model's routed defaults: on the demo model, gain 4).
+    # which takes the model's routed defaults: on the demo model, from layer 5).
     "MAGA defaults, character placed": {"placed": "box"},
     "character placed, gain 2": {"placed": "box", "maga": {"gain": 2.0}},
     "MAGA defaults, lambda 1": {"maga": {"strength": 1.0}},

@@ -12,7 +12,7 @@ from typing import Any
 
 from sketchstory.models.specs import native_settings
 from sketchstory.pipeline.regions import routed
-from sketchstory.story import Story
+from sketchstory.story import Settings, Story
 
 
 def follow_model(story: Story) -> Story:
@@ -29,12 +29,11 @@ def rerouted(before: Story, after: Story) -> dict[str, Any]:
     was, now = routed(before), routed(after)
     if was == now:
         return {}
-    old, new = native_settings(after.settings.model, was), native_settings(after.settings.model, now)
-    return {k: v for k, v in new.items() if k in old and _setting(after, k) == old[k] != v}
+    model = after.settings.model
+    return still_native(after.settings, native_settings(model, was), native_settings(model, now))
 
 
-def _setting(story: Story, key: str) -> Any:
-    value: Any = story.settings
-    for part in key.split("."):
-        value = getattr(value, part)
-    return value
+def still_native(settings: Settings, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The ``new`` native values of the settings that are still at their ``old`` native values and differ
+    (when the model or its routing changes, what the user set stays)."""
+    return {k: v for k, v in new.items() if k in old and settings.value(k) == old[k] != v}

@@ -230,8 +230,8 @@ def wire_cast(w: Widgets, h: CastHandlers, edit: dict[str, Any]) -> None:
     for trigger in (w.cast_place_btn.click, w.cast_box.submit):
         trigger(h.place_typed, [w.story, w.selector, w.cast_name, w.cast_box], cast_out, **edit)
     w.cast_unbox_btn.click(h.unbox, [w.story, w.selector, w.cast_name], cast_out, **edit)
-    w.setting.change(h.edit_setting, [w.story, w.selector, w.setting], [w.story, w.panel_note, *w.settings, w.settings_note],
-                     trigger_mode="always_last", **edit)
+    w.setting.change(h.edit_setting, [w.story, w.selector, w.setting],
+                     [w.story, w.panel_note, *w.settings, w.settings_note], trigger_mode="always_last", **edit)
     ref_out = [w.story, *w.references]
     w.ref_name.input(h.pick_reference, [w.story, w.ref_name], ref_out, **edit)
     w.ref_image.upload(h.upload_reference, [w.story, w.ref_name, w.ref_image], ref_out, **edit)

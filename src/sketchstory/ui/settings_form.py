@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sketchstory.models.specs import REGISTRY, native_settings
+from sketchstory.pipeline.model_settings import still_native
 from sketchstory.story import Settings, Story, StoryError
 
 # "seed": a whole number kept as text, since a browser's number field rounds beyond 2**53.
@@ -97,23 +98,14 @@ def switched_model(old: Settings, new: Settings) -> dict[str, Any]:
     """When the form switches model: the new model's native values for the settings left at the old one's."""
     if old.model == new.model:
         return {}
-    before, after = native_settings(old.model), native_settings(new.model)
-    return {k: v for k, v in after.items() if k in before and _get(new, k) == before[k] != v}
-
-
-def _get(settings: Settings, key: str) -> Any:
-    """A setting by its form key; read from the model, not a dump, which leaves some defaults out."""
-    value: Any = settings
-    for part in key.split("."):
-        value = getattr(value, part)
-    return value
+    return still_native(new, native_settings(old.model), native_settings(new.model))
 
 
 def values_of(settings: Settings) -> list[Any]:
     """The form's values for ``settings``, in :data:`FIELDS` order."""
     out = []
     for field in FIELDS:
-        value = _get(settings, field.key)
+        value = settings.value(field.key)
         if field.key in _EMPTY_IS_NONE and value is None:
             value = 0 if field.kind == "int" else ""
         out.append(str(value) if field.key == "maga.start_step" or field.kind == "seed" else value)
