@@ -70,7 +70,8 @@ def test_empty_memory_equals_diffusers_attention_on_every_layer(tiny):
 
 
 @pytest.mark.parametrize("kw", [{}, {"strength": 2.0}, {"token_budget": 7, "memory": "anchors:0+window:1"},
-                                {"subject_mask": True, "memory": "decay:0.5"}])
+                                {"subject_mask": True, "memory": "decay:0.5"},
+                                {"memory_guidance": 1.0}, {"memory_guidance": 0.5, "memory": "anchors:0"}])
 def test_sequential_equals_batched(tiny, kw):
     jobs, conds = make_jobs(tiny)
     masks = {i: torch.zeros(16, 16, dtype=torch.bool) for i in range(4)}

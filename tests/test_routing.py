@@ -69,7 +69,7 @@ def test_a_character_reads_its_own_appearances_along_its_track():
 
 
 @pytest.mark.parametrize("kw", [{"memory": "all"}, {"memory": "anchors:0+window:1", "token_budget": 7},
-                                {"memory": "decay:0.5", "strength": 2.0}])
+                                {"memory": "decay:0.5", "strength": 2.0}, {"memory": "all", "memory_guidance": 1.0}])
 def test_one_character_on_the_whole_panel_is_plain_maga(tiny, kw):
     jobs, conds = make_jobs(tiny)
     plain = sequential(tiny, jobs, new_run(tiny, conds, **kw))
@@ -82,7 +82,7 @@ def test_one_character_on_the_whole_panel_is_plain_maga(tiny, kw):
 CAST = [{"A": LEFT, "B": RIGHT}, {"B": RIGHT}, {"A": RIGHT}, {"A": LEFT, "B": RIGHT}]
 
 
-@pytest.mark.parametrize("kw", [{}, {"token_budget": 9, "strength": 2.0}])
+@pytest.mark.parametrize("kw", [{}, {"token_budget": 9, "strength": 2.0}, {"memory_guidance": 0.5}])
 def test_routed_sequential_equals_batched_and_differs_from_plain(tiny, kw):
     jobs, conds = make_jobs(tiny)
     settings = ["forest", "forest", "castle", "forest"]

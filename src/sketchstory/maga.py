@@ -167,6 +167,7 @@ def attach(
     strength: float = 0.0,
     tau: float = 0.1,
     gain: float = 0.0,
+    memory_guidance: float = 0.0,
     token_budget: int | None = None,
     auto: bool = True,
     memory_device: torch.device | str | None = None,
@@ -179,7 +180,8 @@ def attach(
     scaled to each call's ``num_inference_steps``. ``memory_device="cpu"`` keeps the memory off the GPU.
     """
     settings = maga_settings(memory=memory, start_layer=start_layer, start_step=start_step, strength=strength,
-                             tau=tau, gain=gain, token_budget=token_budget)
+                             tau=tau, gain=gain, memory_guidance=memory_guidance,
+                             token_budget=token_budget)
     cls = type(pipe)
     if getattr(cls, "_sketchstory_story", None) is not None:
         raise ValueError("sketchstory.maga.attach: this pipeline is already attached to a story; leave that "
@@ -189,7 +191,7 @@ def attach(
     config = MAGAConfig(
         policy=parse_policy(settings.memory), first_layer=first_maga_layer(settings.start_layer, layers),
         start_step=0, strength=settings.strength, tau=settings.tau, gain=settings.gain,
-        token_budget=settings.token_budget,
+        memory_guidance=settings.memory_guidance, token_budget=settings.token_budget,
     )
     story = StoryMemory(MAGARun(config, MemoryBank(memory_device)), auto=auto)
     hooks = _Hooks(pipe, story, config, settings)

@@ -180,6 +180,9 @@ class MagaSettings(_Doc):
     tau: float = Field(default=0.1, gt=0.0)
     # Logit offset on every memory token: > 0 shares more, < 0 less (e^gain times the memory's weight).
     gain: float = Field(default=0.0, ge=-10.0, le=10.0)
+    # Share of the unconditional guidance branch that reads no memory: 0 = both read it (the thesis), 1 = only
+    # the conditional one, so classifier-free guidance amplifies the memory as it does the prompt.
+    memory_guidance: float = Field(default=0.0, ge=0.0, le=1.0)
     token_budget: int | None = Field(default=None, ge=1)
     # Cap on the memory bank; the token budget is lowered to fit (see attention/budget.py).
     memory_budget_mb: float | None = Field(default=None, gt=0)
@@ -206,10 +209,13 @@ class MagaSettings(_Doc):
         return v
 
     @model_serializer(mode="wrap")
-    def _background_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _later_knobs_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Knobs added after version 1 are left out at their defaults: version 1 knows no such settings, and
+        # the runs' fingerprints (and so --resume) stay what they were.
         data = handler(self)
-        if data.get("background") == "setting":  # the default is left out: version 1 knows no such setting
-            data.pop("background")
+        for key, default in (("background", "setting"), ("memory_guidance", 0.0)):
+            if data.get(key) == default:
+                data.pop(key)
         return data
 
     def resolved_start_step(self, steps: int) -> int:

@@ -13,7 +13,10 @@ memory off as a whole; ``gain`` (default 0) is the separate knob for more or les
 With character routing (attention.routing), B is also -inf between the tokens of different
 characters or settings, and forgetting is counted along each character's panels.
 
-Keys/values of m come from the same layer, step and CFG branch. The batch the UNet sees is
+Keys/values of m come from the same layer, step and CFG branch. With ``memory_guidance`` w, the
+unconditional branch's output is (1 - w) * MAGA + w * plain attention: classifier-free guidance
+then pushes towards the memory as it pushes towards the prompt (the reference-only trick of
+ControlNet's web UI, its "style fidelity" 1 - w). The batch the UNet sees is
 ``[uncond panels..., cond panels...]`` (or just the panels without CFG); each panel attends to
 its own key set with one SDPA call, whether its sources sit earlier in the same batch (batched
 mode) or in the memory bank (sequential mode): the same arithmetic on the same shapes, which is
@@ -44,6 +47,9 @@ class MAGAConfig:
     strength: float = 0.0  # lambda of the condition bias; 0 = plain shared attention
     tau: float = 0.1
     gain: float = 0.0  # logit offset on every memory token: > 0 shares more, < 0 less
+    # Share of the unconditional CFG branch's attention that reads no memory: 0 = both branches read it
+    # (the thesis), 1 = only the conditional one, so guidance amplifies the memory as it does the prompt.
+    memory_guidance: float = 0.0
     token_budget: int | None = None
     subject_mask: bool = False
 
@@ -145,6 +151,19 @@ class MAGARun:
                                      [r for r in routes if r.source == m], b))
         return torch.cat(parts, dim=1)
 
+    def _guided(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                mask: torch.Tensor | None) -> torch.Tensor:
+        """One panel's (branches, heads, tokens, dim) MAGA output; with ``memory_guidance`` w and CFG, the
+        unconditional branch (first) is (1 - w) * MAGA + w * plain (plain alone at w = 1: nothing wasted)."""
+        w = self.config.memory_guidance
+        if not w or self.state.branches != 2:
+            return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        cond = F.scaled_dot_product_attention(q[1:], keys[1:], values[1:], attn_mask=mask)
+        uncond = F.scaled_dot_product_attention(q[:1], k[:1], v[:1])
+        if w < 1:
+            uncond = torch.lerp(F.scaled_dot_product_attention(q[:1], keys[:1], values[:1], attn_mask=mask), uncond, w)
+        return torch.cat([uncond, cond])
+
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Self-attention for a (branches*panels, heads, tokens, dim) batch."""
         if not self.is_active(layer):
@@ -185,7 +204,7 @@ class MAGARun:
                 if any(bias := self.bias(n, sources)):
                     parts = [torch.zeros(n_tok)] + [torch.full((mk.shape[2],), b) for (mk, _), b in zip(mem, bias, strict=True)]
                     mask = torch.cat(parts).to(device=q.device, dtype=q.dtype)[None, None, None, :]
-            outs.append(F.scaled_dot_product_attention(q[:, i], keys, values, attn_mask=mask))
+            outs.append(self._guided(q[:, i], k[:, i], v[:, i], keys, values, mask))
         for n in st.write:
             km, vm = kv_of(n)
             self.memory.put(n, layer, st.step, km, vm)

@@ -36,6 +36,9 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
                    help="condition-aware weighting lambda among the memory panels (0 = all weigh the same)")
     m.add_argument("--maga-gain", type=float, dest="gain",
                    help="logit offset on every memory token: > 0 shares more, < 0 less (default 0)")
+    m.add_argument("--memory-guidance", type=float, dest="memory_guidance",
+                   help="0..1: share of the unconditional guidance branch that reads no memory, so guidance "
+                        "amplifies the memory as it does the prompt (0 = the thesis)")
     m.add_argument("--token-budget", type=int, help="tokens shared per memory panel and layer (default: all)")
     m.add_argument("--memory-budget-mb", type=float, help="cap on the memory bank; lowers the token budget to fit")
     m.add_argument("--subject-mask", action="store_true", default=None,

@@ -148,7 +148,7 @@ def maga_config(story: Story, num_layers: int) -> MAGAConfig:
     return MAGAConfig(
         policy=memory_policy(story), first_layer=first_maga_layer(m.start_layer, num_layers),
         start_step=m.resolved_start_step(s.steps), strength=m.strength, tau=m.tau, gain=m.gain,
-        token_budget=m.token_budget, subject_mask=m.subject_mask,
+        memory_guidance=m.memory_guidance, token_budget=m.token_budget, subject_mask=m.subject_mask,
     )
 
 

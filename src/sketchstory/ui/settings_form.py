@@ -70,6 +70,9 @@ FIELDS: tuple[Field, ...] = (
           "0: every panel in memory weighs the same.", "slider", "maga", minimum=0, maximum=10, step=0.5),
     Field("maga.gain", "Memory gain", "More (> 0) or less (< 0) sharing with the earlier panels as a whole: "
           "their weight is multiplied by e^gain.", "slider", "maga", minimum=-5, maximum=5, step=0.5),
+    Field("maga.memory_guidance", "Memory guidance", "How much classifier-free guidance amplifies the memory, "
+          "as it does the prompt: the share of the unconditional branch that reads no memory (0: the thesis, "
+          "both branches read it).", "slider", "maga", minimum=0, maximum=1, step=0.25),
     Field("maga.subject_mask", "Share only the subject", "Share only the sketched subject's tokens, so "
           "backgrounds do not bleed from panel to panel.", "bool", "maga"),
     Field("maga.background", "Backgrounds", "Stories that place characters or name panels' settings (story "

@@ -1,0 +1,62 @@
+"""Memory guidance: the unconditional branch reads less memory, so classifier-free guidance amplifies it."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sketchstory.attention.maga import MAGAConfig, MAGARun, MAGAState
+from sketchstory.attention.memory import MemoryBank
+from sketchstory.attention.policy import parse_policy
+from sketchstory.story import MagaSettings
+
+HEADS, TOKENS, DIM = 2, 16, 8
+
+
+def _attend(guidance: float, branches: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Panel 1's output reading panel 0 from the memory, and its plain attention, for one random layer."""
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(branches, HEADS, TOKENS, DIM, generator=gen) for _ in range(3))
+    bank = MemoryBank()
+    bank.put(0, 0, 0, *(torch.randn(branches, HEADS, TOKENS, DIM, generator=gen) for _ in range(2)))
+    run = MAGARun(MAGAConfig(policy=parse_policy("all"), first_layer=0, start_step=0, gain=1.0,
+                             memory_guidance=guidance), bank)
+    run.state = MAGAState(step=0, panels=(1,), branches=branches, latent_hw=(4, 4))
+    return run.attend(0, q, k, v), F.scaled_dot_product_attention(q, k, v)
+
+
+def test_full_guidance_leaves_the_unconditional_branch_plain_and_the_conditional_one_as_it_was():
+    thesis, plain = _attend(0.0)
+    guided, _ = _attend(1.0)
+    torch.testing.assert_close(guided[0], plain[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(guided[1], thesis[1], rtol=0, atol=1e-6)
+    assert (thesis[0] - plain[0]).abs().amax() > 0.05  # the memory did change the unconditional branch
+
+
+def test_partial_guidance_blends_the_unconditional_branch():
+    thesis, plain = _attend(0.0)
+    half, _ = _attend(0.25)
+    torch.testing.assert_close(half[0], 0.75 * thesis[0] + 0.25 * plain[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(half[1], thesis[1], rtol=0, atol=1e-6)
+
+
+def test_without_classifier_free_guidance_it_changes_nothing():
+    torch.testing.assert_close(_attend(1.0, branches=1)[0], _attend(0.0, branches=1)[0], rtol=0, atol=0)
+
+
+def test_a_setting_left_out_of_story_files_at_its_default():
+    assert "memory_guidance" not in MagaSettings().model_dump()  # old stories and their fingerprints unchanged
+    assert MagaSettings(memory_guidance=1.0).model_dump()["memory_guidance"] == 1.0
+    with pytest.raises(ValueError):
+        MagaSettings(memory_guidance=1.5)
+
+
+def test_memory_guidance_on_the_command_line():
+    from sketchstory.commands.settings import add_settings_args, settings_overrides
+
+    parser = argparse.ArgumentParser()
+    add_settings_args(parser)
+    assert settings_overrides(parser.parse_args(["--memory-guidance", "0.5"]))["maga.memory_guidance"] == 0.5
