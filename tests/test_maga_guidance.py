@@ -60,3 +60,20 @@ def test_memory_guidance_on_the_command_line():
     parser = argparse.ArgumentParser()
     add_settings_args(parser)
     assert settings_overrides(parser.parse_args(["--memory-guidance", "0.5"]))["maga.memory_guidance"] == 0.5
+
+
+def test_with_the_subject_mask_only_the_subject_reads_the_memory():
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, HEADS, TOKENS, DIM, generator=gen) for _ in range(3))
+    bank = MemoryBank()
+    bank.put(0, 0, 0, *(torch.randn(2, HEADS, TOKENS, DIM, generator=gen) for _ in range(2)))
+    run = MAGARun(MAGAConfig(policy=parse_policy("all"), first_layer=0, start_step=0, gain=4.0, subject_mask=True,
+                             memory_guidance=1.0), bank)
+    subject = torch.zeros(4, 4, dtype=torch.bool)
+    subject[1:3, 1:3] = True  # tokens 5, 6, 9, 10 of the 4x4 grid
+    run.subject_masks = {0: torch.ones(4, 4, dtype=torch.bool), 1: subject}
+    run.state = MAGAState(step=0, panels=(1,), branches=2, latent_hw=(4, 4))
+    out, plain = run.attend(0, q, k, v), F.scaled_dot_product_attention(q, k, v)
+    inside = subject.flatten()
+    torch.testing.assert_close(out[:, :, ~inside], plain[:, :, ~inside], rtol=0, atol=1e-6)  # backgrounds their own
+    assert (out[1, :, inside] - plain[1, :, inside]).abs().amax() > 0.05  # the subject reads panel 0

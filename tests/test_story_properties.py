@@ -22,7 +22,7 @@ KEYS = {
     "settings": ["model", "controlnet", "seed", "width", "height", "steps", "guidance_scale", "controlnet_scale",
                  "scheduler", "canny_low", "canny_high", "mode", "chunk_size", "maga"],
     "maga": ["enabled", "start_layer", "start_step", "memory", "strength", "tau", "token_budget", "memory_budget_mb",
-             "subject_mask", "background"],
+             "subject_mask", "background", "gain", "memory_guidance"],
 }
 
 

@@ -36,7 +36,7 @@ from sketchstory.attention.layers import self_attention_layers
 from sketchstory.attention.memory import MemoryBank
 from sketchstory.attention.policy import MemoryPolicy
 from sketchstory.attention.routing import Routing, memory_mask
-from sketchstory.attention.tokens import layer_grid, select_tokens
+from sketchstory.attention.tokens import layer_grid, select_tokens, subject_tokens
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,25 @@ class MAGARun:
                                      [r for r in routes if r.source == m], b))
         return torch.cat(parts, dim=1)
 
+    def _memory_mask(self, n: int, sources: tuple[int, ...], num_tokens: int, sizes: list[int],
+                     like: torch.Tensor) -> torch.Tensor | None:
+        """Additive mask over panel n's own and memory tokens (None: none needed): each source's bias on its
+        tokens and, with the subject mask, -inf on all of them for the own tokens outside the subject, which
+        read no memory: backgrounds keep their own look, however strongly the subject shares."""
+        bias = self.bias(n, sources)
+        subject = self.subject_masks.get(n) if self.config.subject_mask else None
+        readers = None if subject is None else subject_tokens(subject, num_tokens, self.state.latent_hw)
+        if not any(bias) and readers is None:
+            return None
+        row = torch.cat([torch.zeros(num_tokens)] + [torch.full((size,), b) for size, b in zip(sizes, bias, strict=True)])
+        if readers is None:
+            return row.to(device=like.device, dtype=like.dtype)[None, None, None, :]
+        mask = row.repeat(num_tokens, 1)
+        background = torch.ones(num_tokens, dtype=torch.bool)
+        background[readers] = False
+        mask[background, num_tokens:] = -math.inf
+        return mask.to(device=like.device, dtype=like.dtype)[None, None]
+
     def _guided(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                 mask: torch.Tensor | None) -> torch.Tensor:
         """One panel's (branches, heads, tokens, dim) MAGA output; with ``memory_guidance`` w and CFG, the
@@ -201,9 +220,7 @@ class MAGARun:
             else:
                 keys = torch.cat([k[:, i], *(mk.to(k.dtype) for mk, _ in mem)], dim=2)
                 values = torch.cat([v[:, i], *(mv.to(v.dtype) for _, mv in mem)], dim=2)
-                if any(bias := self.bias(n, sources)):
-                    parts = [torch.zeros(n_tok)] + [torch.full((mk.shape[2],), b) for (mk, _), b in zip(mem, bias, strict=True)]
-                    mask = torch.cat(parts).to(device=q.device, dtype=q.dtype)[None, None, None, :]
+                mask = self._memory_mask(n, sources, n_tok, [mk.shape[2] for mk, _ in mem], q)
             outs.append(self._guided(q[:, i], k[:, i], v[:, i], keys, values, mask))
         for n in st.write:
             km, vm = kv_of(n)

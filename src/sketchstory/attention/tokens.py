@@ -27,6 +27,14 @@ def _seed(panel: int, layer: int, step: int) -> int:
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
+def subject_tokens(subject_mask: torch.Tensor, num_tokens: int, latent_hw: tuple[int, int]) -> torch.Tensor | None:
+    """Indices of a layer's tokens that cover any latent pixel of the (H, W) bool subject mask; None when
+    they are none or all of them (a mask that tells nothing at this resolution)."""
+    pooled = F.adaptive_max_pool2d(subject_mask[None, None].float(), layer_grid(num_tokens, latent_hw))[0, 0]
+    fg = torch.nonzero(pooled.flatten() > 0).flatten()
+    return fg if 0 < fg.numel() < num_tokens else None
+
+
 def select_tokens(
     panel: int,
     layer: int,
@@ -41,13 +49,7 @@ def select_tokens(
     ``subject_mask`` is a (H, W) bool mask at latent resolution; a token is a subject token when
     any latent pixel it covers is. If the mask covers no token at this resolution, all tokens stay.
     """
-    candidates: torch.Tensor | None = None
-    if subject_mask is not None:
-        grid = layer_grid(num_tokens, latent_hw)
-        pooled = F.adaptive_max_pool2d(subject_mask[None, None].float(), grid)[0, 0].flatten()
-        fg = torch.nonzero(pooled > 0).flatten()
-        if 0 < fg.numel() < num_tokens:
-            candidates = fg
+    candidates = None if subject_mask is None else subject_tokens(subject_mask, num_tokens, latent_hw)
     count = num_tokens if candidates is None else candidates.numel()
     if budget is None or budget >= count:
         return candidates
