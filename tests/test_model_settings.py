@@ -96,6 +96,7 @@ def test_the_models_command_shows_what_a_story_without_settings_gets(capsys: pyt
 
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert ("defaults: 64 px, 20 steps, guidance 4; MAGA from layer 0, step 0, memory anchors:0, gain 4, subject mask; "
+    assert ("defaults: 64 px, 20 steps, guidance 4; MAGA from layer 0, step 0, memory anchors:0, gain 1, memory guidance 1, "
+            "subject mask; "
             "placed characters: start layer 5\n") in out
     assert "defaults: 512 px, 30 steps, guidance 7.5; MAGA from layer 8, step 24/50, memory anchors:0+window:2, gain 0\n" in out

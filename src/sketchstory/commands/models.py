@@ -22,6 +22,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                                               if k.startswith("maga.")}
         print(f"{'':10} defaults: {spec.native_size} px, {spec.steps} steps, guidance {spec.guidance:g}; MAGA from layer "
               f"{maga['start_layer']}, step {maga['start_step']}, memory {maga['memory']}, gain {maga['gain']:g}"
+              + (f", memory guidance {maga['memory_guidance']:g}" if maga.get("memory_guidance") else "")
               + (", subject mask" if maga["subject_mask"] else "")
               + "".join(f"; placed characters: {k.replace('_', ' ')} {v:g}" for k, v in spec.maga_routed.items()))
     return 0

@@ -52,9 +52,10 @@ from sketchstory.story import parse_story
 
 # Batched renders the same images as sequential (tested in test_maga.py), in about half the time.
 BASE = {"model": "demo", "width": 64, "height": 64, "steps": 20, "guidance_scale": 4.0, "mode": "batched"}
-# "MAGA defaults" are the model's (models.specs; the demo model's: layer 0, step 0, gain 2, subject
-# mask); the thesis's own configurations have no gain and share the whole picture.
-PLAIN = {"gain": 0.0, "subject_mask": False}
+# "MAGA defaults" are the model's (models.specs; the demo model's: layer 0, step 0, anchors:0, gain 1,
+# memory guidance 1, subject mask); the thesis's own configurations have no gain, both guidance branches
+# reading the memory, and share the whole picture.
+PLAIN = {"gain": 0.0, "memory_guidance": 0.0, "subject_mask": False}
 CONFIGS: dict[str, dict] = {
     "no MAGA": {"maga": {"enabled": False}},
     "MAGA defaults": {},
@@ -62,10 +63,12 @@ CONFIGS: dict[str, dict] = {
     "MAGA early (layer 4, step 5/50)": {"maga": PLAIN | {"start_layer": 4, "start_step": "5/50"}},
     "MAGA everywhere (layer 0, step 0)": {"maga": PLAIN | {"start_layer": 0, "start_step": 0}},
     "MAGA defaults, no subject mask": {"maga": {"subject_mask": False}},
+    "MAGA defaults, memory not guided": {"maga": {"memory_guidance": 0.0}},
+    "MAGA defaults, gain 2": {"maga": {"gain": 2.0}},
     # Story format 2: the character placed with its box in every panel, and the panel's setting (routed MAGA,
     # which takes the model's routed defaults: on the demo model, from layer 5).
     "MAGA defaults, character placed": {"placed": "box"},
-    "character placed, gain 2": {"placed": "box", "maga": {"gain": 2.0}},
+    "character placed, memory not guided": {"placed": "box", "maga": {"memory_guidance": 0.0}},
     "MAGA defaults, lambda 1": {"maga": {"strength": 1.0}},
     "MAGA defaults, lambda 3": {"maga": {"strength": 3.0}},
 }

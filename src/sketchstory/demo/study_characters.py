@@ -65,7 +65,7 @@ CONFIGS: dict[str, dict] = {  # placed: story format 2 (routed); references: a p
     "shared memory": {"maga": {}, "placed": False, "references": False},
     "routed": {"maga": {}, "placed": True, "references": False},
     "routed + reference": {"maga": {}, "placed": True, "references": True},
-    "routed, gain 2": {"maga": {"gain": 2.0}, "placed": True, "references": False},
+    "routed, memory not guided": {"maga": {"memory_guidance": 0.0}, "placed": True, "references": False},
 }
 COLUMNS = (("mixing", "identity mixing", "{:.3f}"), ("own_de", "own hidden Delta E to anchor", "{:.1f}"),
            ("ref_de", "hidden Delta E to reference", "{:.1f}"), ("background_de", "background error", "{:.1f}"))
