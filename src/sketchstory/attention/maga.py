@@ -53,6 +53,10 @@ class MAGAConfig:
     token_budget: int | None = None
     subject_mask: bool = False
 
+    def memory_branches(self, branches: int) -> int:
+        """Guidance branches whose keys/values are read, so kept: the unconditional one only if it reads memory."""
+        return 1 if branches == 2 and self.memory_guidance == 1 else branches
+
 
 @dataclass
 class MAGAState:
@@ -172,16 +176,17 @@ class MAGARun:
 
     def _guided(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                 mask: torch.Tensor | None) -> torch.Tensor:
-        """One panel's (branches, heads, tokens, dim) MAGA output; with ``memory_guidance`` w and CFG, the
-        unconditional branch (first) is (1 - w) * MAGA + w * plain (plain alone at w = 1: nothing wasted)."""
+        """One panel's (branches, heads, tokens, dim) MAGA output from its own q, k, v and the ``keys``/``values`` of
+        the branches that read the memory (the conditional one alone at memory guidance 1). With memory guidance w and
+        CFG, the unconditional branch (first) is (1 - w) * MAGA + w * plain."""
         w = self.config.memory_guidance
         if not w or self.state.branches != 2:
             return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
-        cond = F.scaled_dot_product_attention(q[1:], keys[1:], values[1:], attn_mask=mask)
-        uncond = F.scaled_dot_product_attention(q[:1], k[:1], v[:1])
-        if w < 1:
-            uncond = torch.lerp(F.scaled_dot_product_attention(q[:1], keys[:1], values[:1], attn_mask=mask), uncond, w)
-        return torch.cat([uncond, cond])
+        plain = F.scaled_dot_product_attention(q[:1], k[:1], v[:1])
+        if w == 1:
+            return torch.cat([plain, F.scaled_dot_product_attention(q[1:], keys, values, attn_mask=mask)])
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        return torch.cat([torch.lerp(out[:1], plain, w), out[1:]])
 
     def attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Self-attention for a (branches*panels, heads, tokens, dim) batch."""
@@ -191,6 +196,7 @@ class MAGARun:
         g, p = st.branches, len(st.panels)
         q, k, v = (x.unflatten(0, (g, p)) for x in (q, k, v))
         n_tok = k.shape[3]
+        rows = slice(g - self.config.memory_branches(g), None)  # the branches that read (and keep) memory
         slot = {n: i for i, n in enumerate(st.panels)}
         shared: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -198,7 +204,7 @@ class MAGARun:
             if m not in shared:
                 if m in slot:
                     i = slot[m]
-                    shared[m] = (self._shared(m, layer, k[:, i], n_tok), self._shared(m, layer, v[:, i], n_tok))
+                    shared[m] = (self._shared(m, layer, k[rows, i], n_tok), self._shared(m, layer, v[rows, i], n_tok))
                 else:
                     shared[m] = self.memory.get(m, layer, st.step)
             return shared[m]
@@ -215,11 +221,12 @@ class MAGARun:
                 mask, read = self._cached_mask(self.routing, n, sources, layer, n_tok, [mk.shape[2] for mk, _ in mem], q)
                 mask = mask[None, None]
                 pairs = list(zip(mem, read, strict=True))
-                keys = torch.cat([k[:, i], *(mk.index_select(2, r.to(mk.device)).to(k) for (mk, _), r in pairs)], dim=2)
-                values = torch.cat([v[:, i], *(mv.index_select(2, r.to(mv.device)).to(v) for (_, mv), r in pairs)], dim=2)
+                keys = torch.cat([k[rows, i], *(mk.index_select(2, r.to(mk.device)).to(k) for (mk, _), r in pairs)], dim=2)
+                values = torch.cat([v[rows, i], *(mv.index_select(2, r.to(mv.device)).to(v) for (_, mv), r in pairs)],
+                                   dim=2)
             else:
-                keys = torch.cat([k[:, i], *(mk.to(k.dtype) for mk, _ in mem)], dim=2)
-                values = torch.cat([v[:, i], *(mv.to(v.dtype) for _, mv in mem)], dim=2)
+                keys = torch.cat([k[rows, i], *(mk.to(k.dtype) for mk, _ in mem)], dim=2)
+                values = torch.cat([v[rows, i], *(mv.to(v.dtype) for _, mv in mem)], dim=2)
                 mask = self._memory_mask(n, sources, n_tok, [mk.shape[2] for mk, _ in mem], q)
             outs.append(self._guided(q[:, i], k[:, i], v[:, i], keys, values, mask))
         for n in st.write:

@@ -227,8 +227,9 @@ class StoryRun:
             return config
         s, c = self.sampling, self.components
         shapes = layer_shapes(c.unet, (s.height // c.vae_scale, s.width // c.vae_scale))
+        branches = config.memory_branches(2 if s.guidance_scale > 1 else 1)
         budget = fit_token_budget(
-            shapes, config.first_layer, s.steps - config.start_step, 2 if s.guidance_scale > 1 else 1,
+            shapes, config.first_layer, s.steps - config.start_step, branches,
             c.dtype.itemsize, retained_panels(self.policy, len(self.story.panels)), int(cap * 2**20),
             config.token_budget,
         )
@@ -298,8 +299,8 @@ class StoryRun:
         sources = max(len(self.policy.sources(n)) for n in range(n_story))
         per_panel = activation_bytes(shapes, cfg.first_layer, sources, cfg.token_budget, branches, element,
                                      routed=self.routing is not None)
-        bank = panel_bytes(shapes, cfg.first_layer, sp.steps - cfg.start_step, branches, element,
-                           cfg.token_budget) if sources else 0
+        kept = cfg.memory_branches(branches)
+        bank = panel_bytes(shapes, cfg.first_layer, sp.steps - cfg.start_step, kept, element, cfg.token_budget) if sources else 0
         return per_panel, bank, retained_panels(self.policy, n_story)
 
     def memory_warning(self, plan: ChunkPlan, panels: int) -> str | None:
