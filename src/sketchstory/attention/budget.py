@@ -48,6 +48,12 @@ def retained_panels(policy: MemoryPolicy | Tracks, n_panels: int) -> int:
     return len(policy.anchors) + policy.span + 1
 
 
+def kept_branches(branches: int, memory_guidance: float) -> int:
+    """Guidance branches whose keys/values the memory keeps: those that read it (not the unconditional one at
+    memory guidance 1, see attention.maga)."""
+    return 1 if branches == 2 and memory_guidance == 1 else branches
+
+
 def panel_bytes(shapes: list[LayerShape], first_layer: int, maga_steps: int, branches: int, element: int,
                 token_budget: int | None) -> int:
     per_step = sum(min(s.tokens, token_budget or s.tokens) * s.channels for s in shapes[first_layer:])

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
+from sketchstory.attention.budget import kept_branches
 from sketchstory.attention.layers import self_attention_layers
 from sketchstory.attention.memory import MemoryBank
 from sketchstory.attention.policy import MemoryPolicy
@@ -55,7 +56,7 @@ class MAGAConfig:
 
     def memory_branches(self, branches: int) -> int:
         """Guidance branches whose keys/values are read, so kept: the unconditional one only if it reads memory."""
-        return 1 if branches == 2 and self.memory_guidance == 1 else branches
+        return kept_branches(branches, self.memory_guidance)
 
 
 @dataclass

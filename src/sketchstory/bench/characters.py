@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sketchstory.attention.budget import layer_shapes, panel_bytes
+from sketchstory.attention.budget import kept_branches, layer_shapes, panel_bytes
 from sketchstory.demo.duo import make_duo_story
 from sketchstory.demo.stories import write_duo_folder
 from sketchstory.models import REGISTRY, Components, load, resolve_spec
@@ -55,8 +55,9 @@ def _render(components: Components, n_panels: int, size: int, steps: int, placed
         cpu = time.process_time() - c0
     c = components
     shapes = layer_shapes(c.unet, (size // c.vae_scale, size // c.vae_scale))
-    one = panel_bytes(shapes, info["maga_first_layer"], steps - info["maga_start_step"], 2, c.dtype.itemsize,
-                      info["maga_token_budget"])  # 2: guidance 4 runs both CFG branches
+    kept = kept_branches(2, MAGA.get("memory_guidance", 0.0))  # guidance 4 runs both CFG branches
+    one = panel_bytes(shapes, info["maga_first_layer"], steps - info["maga_start_step"], kept, c.dtype.itemsize,
+                      info["maga_token_budget"])
     tracks = info["maga_routed_tracks"] or []
     return {"cpu_seconds": cpu, "bank_peak_bytes": info["memory_bank_peak_bytes"], "panel_bytes": one,
             "tracks": len(tracks), "characters": sum(kind == "character" for kind, _ in tracks)}
