@@ -156,24 +156,20 @@ class MAGARun:
                                      [r for r in routes if r.source == m], b))
         return torch.cat(parts, dim=1)
 
-    def _memory_mask(self, n: int, sources: tuple[int, ...], num_tokens: int, sizes: list[int],
-                     like: torch.Tensor) -> torch.Tensor | None:
-        """Additive mask over panel n's own and memory tokens (None: none needed): each source's bias on its
-        tokens and, with the subject mask, -inf on all of them for the own tokens outside the subject, which
-        read no memory: backgrounds keep their own look, however strongly the subject shares."""
-        bias = self.bias(n, sources)
-        subject = self.subject_masks.get(n) if self.config.subject_mask else None
-        readers = None if subject is None else subject_tokens(subject, num_tokens, self.state.latent_hw)
-        if not any(bias) and readers is None:
+    def _bias_row(self, n: int, sources: tuple[int, ...], num_tokens: int, sizes: list[int],
+                  like: torch.Tensor) -> torch.Tensor | None:
+        """Additive (1, 1, 1, own + memory tokens) mask with each source's bias on its tokens; None if all are 0."""
+        if not any(bias := self.bias(n, sources)):
             return None
-        row = torch.cat([torch.zeros(num_tokens)] + [torch.full((size,), b) for size, b in zip(sizes, bias, strict=True)])
-        if readers is None:
-            return row.to(device=like.device, dtype=like.dtype)[None, None, None, :]
-        mask = row.repeat(num_tokens, 1)
-        background = torch.ones(num_tokens, dtype=torch.bool)
-        background[readers] = False
-        mask[background, num_tokens:] = -math.inf
-        return mask.to(device=like.device, dtype=like.dtype)[None, None]
+        parts = [torch.zeros(num_tokens)] + [torch.full((size,), b) for size, b in zip(sizes, bias, strict=True)]
+        return torch.cat(parts).to(device=like.device, dtype=like.dtype)[None, None, None, :]
+
+    def _readers(self, n: int, num_tokens: int) -> torch.Tensor | None:
+        """With the subject mask, panel n's own tokens that read the memory (its subject's); None: all of them.
+        The others attend to their own panel alone, so backgrounds keep their own look however strongly the
+        subject shares."""
+        subject = self.subject_masks.get(n) if self.config.subject_mask else None
+        return None if subject is None else subject_tokens(subject, num_tokens, self.state.latent_hw)
 
     def _guided(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                 mask: torch.Tensor | None) -> torch.Tensor:
@@ -217,18 +213,24 @@ class MAGARun:
                 outs.append(F.scaled_dot_product_attention(q[:, i], k[:, i], v[:, i]))
                 continue
             mem = [kv_of(m) for m in sources]
-            mask = None
             if self.routing is not None:
                 mask, read = self._cached_mask(self.routing, n, sources, layer, n_tok, [mk.shape[2] for mk, _ in mem], q)
                 mask = mask[None, None]
                 pairs = list(zip(mem, read, strict=True))
-                keys = torch.cat([k[rows, i], *(mk.index_select(2, r.to(mk.device)).to(k) for (mk, _), r in pairs)], dim=2)
+                keys = torch.cat([k[rows, i], *(mk.index_select(2, r.to(mk.device)).to(k) for (mk, _), r in pairs)],
+                                 dim=2)
                 values = torch.cat([v[rows, i], *(mv.index_select(2, r.to(mv.device)).to(v) for (_, mv), r in pairs)],
                                    dim=2)
             else:
                 keys = torch.cat([k[rows, i], *(mk.to(k.dtype) for mk, _ in mem)], dim=2)
                 values = torch.cat([v[rows, i], *(mv.to(v.dtype) for _, mv in mem)], dim=2)
-                mask = self._memory_mask(n, sources, n_tok, [mk.shape[2] for mk, _ in mem], q)
+                mask = self._bias_row(n, sources, n_tok, [mk.shape[2] for mk, _ in mem], q)
+                if (readers := self._readers(n, n_tok)) is not None:
+                    readers = readers.to(q.device)
+                    subject = self._guided(q[:, i].index_select(2, readers), k[:, i], v[:, i], keys, values, mask)
+                    plain = F.scaled_dot_product_attention(q[:, i], k[:, i], v[:, i])
+                    outs.append(plain.index_copy(2, readers, subject))
+                    continue
             outs.append(self._guided(q[:, i], k[:, i], v[:, i], keys, values, mask))
         for n in st.write:
             km, vm = kv_of(n)

@@ -8,8 +8,8 @@ CPU time (run with ``OMP_NUM_THREADS=1`` on a shared machine), each row the medi
 renders taken in turns, so load that drifts during the run falls on both. Rows in sequential mode
 also give the memory bank's peak. Routed, each track (character or setting) holds at most its
 policy's panels (the demo's ``anchors:0``: 1, and the one being written), so the bank is bounded by the
-number of characters and settings, not by N; it keeps every token of a panel (the regions replace the subject mask), shared
-memory only the subject's. Issue 18's target: routed per panel within 1.1x of shared.
+number of characters and settings, not by N; it keeps every token of a panel (the regions replace the
+subject mask), shared memory only the subject's. Issue 18's target: routed per panel within 1.1x of shared.
 
     python -m sketchstory.bench.characters --arch demo tiny tiny-sdxl --panels 4 8 16
 """

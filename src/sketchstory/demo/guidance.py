@@ -61,7 +61,8 @@ def _effects(components: Components, story_seed: int) -> list[tuple[int, torch.T
     hook = components.unet.register_forward_hook(again_without_memory, with_kwargs=True)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            render(components, Path(tmp), story, prompts, {"maga": {"memory_guidance": 0.0}}, first_panel_seed(story_seed))
+            both_branches = {"maga": {"memory_guidance": 0.0}}
+            render(components, Path(tmp), story, prompts, both_branches, first_panel_seed(story_seed))
     finally:
         hook.remove()
     hidden = np.any(list(story.panels[1].hidden_masks.values()), axis=0).astype(np.float32)

@@ -299,8 +299,8 @@ class StoryRun:
         sources = max(len(self.policy.sources(n)) for n in range(n_story))
         per_panel = activation_bytes(shapes, cfg.first_layer, sources, cfg.token_budget, branches, element,
                                      routed=self.routing is not None)
-        kept = cfg.memory_branches(branches)
-        bank = panel_bytes(shapes, cfg.first_layer, sp.steps - cfg.start_step, kept, element, cfg.token_budget) if sources else 0
+        bank = panel_bytes(shapes, cfg.first_layer, sp.steps - cfg.start_step, cfg.memory_branches(branches), element,
+                           cfg.token_budget) if sources else 0
         return per_panel, bank, retained_panels(self.policy, n_story)
 
     def memory_warning(self, plan: ChunkPlan, panels: int) -> str | None:
